@@ -1,0 +1,1 @@
+"""LightningDataModules: synthetic (embedded default), user folders, COCO, torchvision sets."""

@@ -1,0 +1,1 @@
+"""LightningModules: segmentation (smp) and detection (torchvision)."""

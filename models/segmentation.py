@@ -1,0 +1,146 @@
+"""Segmentation LightningModule over segmentation-models-pytorch networks, with any registered loss."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import pytorch_lightning as pl
+import segmentation_models_pytorch as smp
+import torch
+from torch import Tensor, nn
+
+from models.seg_metrics import SegmentationMetrics
+
+MODES = ("binary", "multiclass")
+
+
+def build_smp(
+    arch: str,
+    encoder_name: str,
+    in_channels: int,
+    num_classes: int,
+    mode: str,
+    encoder_weights: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """An smp network (``arch`` as in ``smp.create_model``: unet, fpn, deeplabv3plus, …) with one output
+    channel in binary mode and ``num_classes`` otherwise. ``encoder_weights=None``: no download.
+    A keyword set to None in ``kwargs`` means "the architecture's default", so one config can drop an
+    option that another architecture does not take."""
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    if mode not in MODES:
+        raise ValueError(f"build_smp: mode must be one of {MODES}, got {mode!r}")
+    classes = 1 if mode == "binary" else num_classes
+    try:
+        return smp.create_model(
+            arch, encoder_name=encoder_name, encoder_weights=encoder_weights,
+            in_channels=in_channels, classes=classes, **kwargs,
+        )
+    except KeyError as error:
+        raise ValueError(f"model: arch={arch!r}, encoder_name={encoder_name!r}: {error.args[0]}") from None
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN/inf; the run stops rather than training on garbage."""
+
+
+class SegmentationModule(pl.LightningModule):
+    """Trains ``net`` with ``loss`` and reports the contract's segmentation metrics for val and test.
+
+    ``net`` maps images (B, C_in, *S) to logits (B, 1 or C, *S). Predictions are ``argmax`` over
+    classes (multiclass) or ``sigmoid > 0.5`` (binary). ``optimizer``/``scheduler`` are factories
+    (Hydra ``_partial_: true``) called with the parameters / the optimizer. ``inferer(net, images)``,
+    when given, replaces ``net(images)`` at val/test/predict time (e.g. sliding-window inference on
+    whole images). Each term of a composite loss (``loss.last_terms``) is logged as ``train/loss/<term>``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        num_classes: int,
+        mode: str = "multiclass",
+        ignore_index: int | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        inferer: Callable[[nn.Module, Tensor], Tensor] | None = None,
+        small_object_buckets: Sequence[int] = (16, 64),
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"SegmentationModule: mode must be one of {MODES}, got {mode!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"SegmentationModule: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "inferer"])
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.inferer = inferer
+        self.mode = mode
+        metric_classes = 2 if mode == "binary" else num_classes
+        self.val_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets)
+        self.test_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def predict_logits(self, images: Tensor) -> Tensor:
+        """Logits for evaluation: through the inferer when one is configured."""
+        return self.inferer(self.net, images) if self.inferer is not None else self.net(images)
+
+    def logits_to_labels(self, logits: Tensor) -> Tensor:
+        if self.mode == "binary":
+            return (logits.squeeze(1) > 0).long()
+        return logits.argmax(1)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self.net(batch["image"])
+        loss = self.loss(logits, batch["mask"])
+        terms = getattr(self.loss, "last_terms", None) or {}
+        if not torch.isfinite(loss):
+            described = ", ".join(f"{name}={float(value):.4g}" for name, value in terms.items())
+            raise NonFiniteLossError(
+                f"non-finite training loss {float(loss)} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx})" + (f"; terms: {described}" if described else "")
+            )
+        batch_size = batch["image"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        for name, value in terms.items():
+            self.log(f"train/loss/{name}", value, on_step=False, on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], metrics: SegmentationMetrics, stage: str) -> None:
+        logits = self.predict_logits(batch["image"])
+        loss = self.loss(logits, batch["mask"])
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=batch["image"].shape[0], sync_dist=True)
+        metrics.update(self.logits_to_labels(logits), batch["mask"])
+
+    def _log_metrics(self, metrics: SegmentationMetrics, stage: str) -> None:
+        # A class absent everywhere has NaN scores: logged as such (null in metrics.json), and left
+        # out of the means, so the monitored metrics stay finite.
+        self.log_dict({f"{stage}/{key}": value.float() for key, value in metrics.compute().items()})
+        metrics.reset()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self.logits_to_labels(self.predict_logits(batch["image"]))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

@@ -1,0 +1,85 @@
+"""The per-run ``metrics.json`` record (CONTRACTS section 4): building, atomic writing, reading."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RECORD_NAME = "metrics.json"
+_VERSIONED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "hydra-core",
+    "segmentation-models-pytorch",
+    "torchmetrics",
+    "numpy",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a run's numbers (plus Python's)."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name.replace("-", "_")] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name.replace("-", "_")] = "not installed"
+    return versions
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON: a metric that is undefined (e.g. IoU of an absent class) is stored as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write ``record`` as ``run_dir/metrics.json`` atomically: temp file in the same dir, then rename."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / RECORD_NAME
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".metrics.", suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(_json_safe(record), handle, indent=2, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run's record, or None when the run dir has no readable ``metrics.json``."""
+    path = Path(run_dir) / RECORD_NAME
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_completed(run_dir: str | os.PathLike) -> bool:
+    record = read_record(run_dir)
+    return record is not None and record.get("status") == "completed"
+
+
+def one_line_error(error: BaseException) -> str:
+    """``Type: first line of the message`` — what metrics.json keeps of a failure."""
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
