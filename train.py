@@ -68,8 +68,8 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     pl.seed_everything(cfg.seed, workers=True)
     check_loss_fits_task(record["loss"], cfg.task)
 
-    datamodule = hydra.utils.instantiate(cfg.datamodule)
-    loss = hydra.utils.instantiate(cfg.loss)
+    datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
+    loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
     if getattr(loss, "requires_class_counts", False):
         loss.set_class_counts(datamodule.class_pixel_counts())
     if getattr(loss, "class_weights", None) is not None:
@@ -77,7 +77,9 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     model_kwargs: dict[str, Any] = {"loss": loss}
     if getattr(datamodule, "eval_inferer", None) is not None and cfg.model.get("inferer", "absent") is None:
         model_kwargs["inferer"] = datamodule.eval_inferer
-    model = hydra.utils.instantiate(cfg.model, **model_kwargs)
+    # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
+    # torch.load(weights_only=True) would refuse.
+    model = hydra.utils.instantiate(cfg.model, _convert_="all", **model_kwargs)
 
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))

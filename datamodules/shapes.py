@@ -137,9 +137,11 @@ class Curve:
         """A quadratic Bezier arc through ``center``'s disc, ends ``2R - width`` apart at most.
 
         The control points lie within ``R - width / 2`` of the centre and the arc stays in their
-        convex hull, so the stroke stays inside the disc of radius ``R``.
+        convex hull, so the stroke stays inside the disc of radius ``R`` (``width`` is capped at
+        ``2R``: a shape smaller than its stroke is a dot).
         """
-        reach = max(radius - width / 2.0, 0.0)
+        width = min(width, 2.0 * radius)
+        reach = radius - width / 2.0
         direction = rng.uniform(0.0, 2.0 * np.pi)
         along = np.array([np.sin(direction), np.cos(direction)])
         across = np.array([along[1], -along[0]])

@@ -39,7 +39,7 @@ def check_range(name: str, value: float, low: float, high: float, *, low_open: b
 
 
 class SegInput:
-    """A validated, flattened ``(prediction, target)`` pair in float32.
+    """A validated, flattened ``(prediction, target)`` pair in float32 (float64 stays float64).
 
     Attributes (``P`` = number of spatial positions, ``C`` = channels of the prediction):
 
@@ -61,7 +61,8 @@ class SegInput:
             raise ValueError(f"target must be a tensor, got {type(target).__name__}")
         self.mode = mode
         self.from_logits = from_logits
-        prediction = prediction.float()
+        if prediction.dtype in (torch.float16, torch.bfloat16):
+            prediction = prediction.float()  # float64 stays float64 (gradcheck)
         if mode == "binary":
             prediction, target = _binary_shapes(prediction, target)
         elif prediction.dim() < 3:
@@ -77,6 +78,7 @@ class SegInput:
             self.target, self.valid = _multiclass_target(target, prediction.shape, ignore_index)
         else:
             self.target, self.valid = _sigmoid_target(target, prediction.shape, ignore_index, mode)
+            self.target = self.target.to(prediction.dtype)
 
     @property
     def num_channels(self) -> int:
@@ -121,15 +123,11 @@ class SegInput:
         p = self.probs
         if self.mode == "multiclass":
             return self._multiclass_stats(p, squared)
-        t = self.target
-        if self.valid_float is not None:
-            t_valid = t  # ignored positions already hold 0 in target
-            p_sum = torch.einsum("ncp,ncp->nc", p * p if squared else p, self.valid_float)
-        else:
-            t_valid = t
-            p_sum = (p * p).sum(-1) if squared else p.sum(-1)
-        tp = torch.einsum("ncp,ncp->nc", p, t_valid)
-        t_sum = (t_valid * t_valid).sum(-1) if squared else t_valid.sum(-1)
+        t = self.target  # ignored positions already hold 0
+        pp = p * p if squared else p
+        p_sum = pp.sum(-1) if self.valid is None else torch.einsum("ncp,ncp->nc", pp, self.valid_float)
+        tp = torch.einsum("ncp,ncp->nc", p, t)
+        t_sum = (t * t).sum(-1) if squared else t.sum(-1)
         return tp, p_sum, t_sum
 
     def _multiclass_stats(self, p: Tensor, squared: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -148,6 +146,14 @@ class SegInput:
             # batched mat-vec: sums the masked probabilities without a (N, C, P) temporary
             p_sum = torch.bmm(pp, ones.unsqueeze(-1)).squeeze(-1)
         return tp, p_sum, t_sum
+
+    def valid_counts(self) -> Tensor:
+        """Number of non-ignored positions per sample and channel, ``(N, C)``."""
+        n, c, p = self.scores.shape
+        if self.valid is None:
+            return self.scores.new_full((n, c), float(p))
+        counts = self.valid_float.sum(-1)
+        return counts.unsqueeze(1).expand(n, c) if self.mode == "multiclass" else counts
 
     def hard_target_one_hot(self) -> Tensor:
         """``(N, C, P)`` float target; only for losses that need the dense map (e.g. clDice)."""
@@ -287,7 +293,7 @@ class SegmentationLoss(nn.Module):
         if w.numel() != expected:
             raise ValueError(f"class_weights: expected {expected} weights for {inp.mode} mode with "
                              f"{inp.num_channels} channel(s), got {w.numel()}")
-        return w.to(inp.scores.device, torch.float32)
+        return w.to(inp.scores.device, inp.scores.dtype)
 
     def reduce_classes(self, per_class: Tensor, inp: SegInput) -> Tensor:
         """Reduce a per-class loss ``(N, C)`` or ``(C,)`` with weights, background and reduction."""
@@ -324,7 +330,8 @@ class SegmentationLoss(nn.Module):
         if self.reduction == "sum":
             return total
         count = pixel_weights.sum() if pixel_weights is not None else loss_map.new_tensor(loss_map.numel())
-        return total / count.clamp_min(1e-12) if count.item() > 0 else total * 0.0
+        # an all-ignored batch has total == 0, so the clamp yields 0 (with a gradient), never NaN
+        return total / count.clamp_min(1e-12)
 
     def _unflatten(self, loss_map: Tensor, inp: SegInput) -> Tensor:
         n = loss_map.shape[0]

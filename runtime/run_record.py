@@ -79,7 +79,12 @@ def is_completed(run_dir: str | os.PathLike) -> bool:
 
 
 def one_line_error(error: BaseException) -> str:
-    """``Type: first line of the message`` — what metrics.json keeps of a failure."""
+    """``Type: first line of the message`` — what metrics.json keeps of a failure. Hydra's
+    ``InstantiationException`` is unwrapped to the error it wraps, whose message says what was wrong."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
     lines = str(error).strip().splitlines()
     first = lines[0] if lines else ""
     return f"{type(error).__name__}: {first}" if first else type(error).__name__

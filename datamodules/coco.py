@@ -1,0 +1,276 @@
+"""COCO-format detection data: a folder of images plus a COCO ``annotations.json``.
+
+Layout (``root`` and file names are config keys)::
+
+    root/images/<file_name from the json>
+    root/annotations.json                      every image, or the training images
+    root/<val_annotations>, <test_annotations> optional; a split without its own file is carved
+                                               from annotations.json by a seeded split of image ids
+
+Reading goes through torchvision's ``CocoDetection`` (pycocotools index) with images read by
+:mod:`datamodules.image_io` (8/16-bit, grey replicated to RGB). Training images get the
+``augment`` pipeline of :mod:`datamodules.augment` (``transforms.v2``, so boxes follow flips,
+rotations and affine warps; boxes pushed out of the image are dropped with their labels).
+
+Targets: ``boxes`` float32 (K, 4) xyxy px, ``labels`` int64 in ``[1, num_classes]`` (category ids
+sorted ascending → 1, 2, …; ``class_names`` keeps their names), ``iscrowd`` int64 (K,) for val/test.
+Crowd annotations are left out of training targets and kept, flagged, for evaluation (COCO
+counts a detection on a crowd region as neither true nor false positive).
+
+Checked when the datamodule is set up: an unknown ``category_id``, a negative width/height or a
+malformed ``bbox`` → ``ValueError`` naming the image id and annotation id. Boxes reaching outside
+their image are clipped to it and zero-area boxes dropped, with one warning that counts them.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+from torchvision import tv_tensors
+from torchvision.datasets import CocoDetection
+from torchvision.transforms import v2
+
+from datamodules.augment import build_augment
+from datamodules.det_collate import collate_detection
+from datamodules.image_io import read_image, to_float_tensor
+
+SPLITS = ("train", "val", "test")
+
+
+def category_labels(categories: Sequence[Mapping[str, Any]]) -> tuple[dict[int, int], list[str]]:
+    """COCO categories → (``{category_id: label}`` with labels 1..K by ascending id, names by label)."""
+    ordered = sorted(categories, key=lambda c: int(c["id"]))
+    return {int(c["id"]): k for k, c in enumerate(ordered, start=1)}, [str(c.get("name", c["id"])) for c in ordered]
+
+
+def coco_target(
+    annotations: Sequence[Mapping[str, Any]],
+    image: Mapping[str, Any],
+    label_of: Mapping[int, int],
+    keep_crowd: bool,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Targets of one image from its COCO annotations; returns ``(target, number clipped or dropped)``.
+
+    Raises ``ValueError`` (naming image and annotation ids) for unknown categories, malformed
+    ``bbox`` entries and negative sizes.
+    """
+    height, width = int(image["height"]), int(image["width"])
+    boxes, labels, crowd, fixed = [], [], [], 0
+    for ann in annotations:
+        where = f"image id {image['id']}, annotation id {ann.get('id')}"
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(np.isfinite(float(v)) for v in bbox):
+            raise ValueError(f"COCO annotations: {where}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+        x, y, w, h = (float(v) for v in bbox)
+        if w < 0 or h < 0:
+            raise ValueError(f"COCO annotations: {where}: negative box size (w={w}, h={h}) in bbox {bbox!r}")
+        category = int(ann.get("category_id", -1))
+        if category not in label_of:
+            raise ValueError(
+                f"COCO annotations: {where}: unknown category_id {category}; categories: {sorted(label_of)}"
+            )
+        is_crowd = int(bool(ann.get("iscrowd", 0)))
+        if is_crowd and not keep_crowd:
+            continue
+        x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+        if x2 <= x1 or y2 <= y1:
+            fixed += 1
+            continue
+        fixed += (x1, y1, x2, y2) != (x, y, x + w, y + h)
+        boxes.append((x1, y1, x2, y2))
+        labels.append(label_of[category])
+        crowd.append(is_crowd)
+    target = {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+    }
+    if keep_crowd:
+        target["iscrowd"] = torch.tensor(crowd, dtype=torch.int64)
+    return target, fixed
+
+
+class CocoBoxes(CocoDetection):
+    """``CocoDetection`` restricted to ``image_ids``, yielding ``(image float32 (3, H, W) in [0, 1],
+    target)`` as in :func:`coco_target`; ``augment`` (a v2 transform) moves image and boxes jointly."""
+
+    def __init__(
+        self,
+        image_root: str | Path,
+        ann_file: str | Path,
+        image_ids: Sequence[int] | None,
+        label_of: Mapping[int, int],
+        keep_crowd: bool,
+        augment: v2.Transform | None = None,
+    ) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
+            super().__init__(str(image_root), str(ann_file))
+        if image_ids is not None:
+            self.ids = [int(i) for i in image_ids]
+        self.label_of, self.keep_crowd, self.augment = dict(label_of), keep_crowd, augment
+
+    def _load_image(self, id: int) -> torch.Tensor:
+        return to_float_tensor(read_image(Path(self.root) / self.coco.loadImgs(id)[0]["file_name"]), channels=3)
+
+    def target(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+        image_id = self.ids[index]
+        return coco_target(self._load_target(image_id), self.coco.imgs[image_id], self.label_of, self.keep_crowd)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image = self._load_image(self.ids[index])
+        target, _ = self.target(index)
+        if self.augment is None:
+            return image, target
+        sample = {
+            "image": tv_tensors.Image(image),
+            "boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=tuple(image.shape[-2:])),
+            "labels": target["labels"],
+        }
+        out = self.augment(sample)
+        return out["image"].as_subclass(torch.Tensor), {
+            "boxes": out["boxes"].as_subclass(torch.Tensor), "labels": out["labels"],
+        }
+
+
+class CocoDataModule(pl.LightningDataModule):
+    """COCO-format detection data (see the module docstring for layout and checks).
+
+    ``num_classes`` must equal the number of categories in the json (the model config reads it
+    before any file is opened); ``class_names: null`` takes the category names. ``image_size`` is
+    the side the detector rescales images to (longer side ≤ ``image_size``; detections are mapped
+    back to the original pixels, so metrics use the original box areas).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        images: str = "images",
+        annotations: str = "annotations.json",
+        val_annotations: str | None = None,
+        test_annotations: str | None = None,
+        val_share: float = 0.1,
+        test_share: float = 0.1,
+        image_size: int = 512,
+        augment: Mapping[str, Any] | None = None,
+        seed: int = 1,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root, self.images = Path(root), images
+        if not (self.root / annotations).is_file():
+            raise ValueError(f"coco: annotations file {self.root / annotations} not found (root={root!r}, annotations={annotations!r})")
+        if not (self.root / images).is_dir():
+            raise ValueError(f"coco: image folder {self.root / images} not found (root={root!r}, images={images!r})")
+        for name, share in (("val_share", val_share), ("test_share", test_share)):
+            if not 0.0 <= share < 1.0:
+                raise ValueError(f"coco: {name} must be in [0, 1), got {share!r}")
+        if val_share + test_share >= 1.0:
+            raise ValueError(f"coco: val_share + test_share must be < 1, got {val_share} + {test_share}")
+        if not (isinstance(image_size, int) and image_size >= 32):
+            raise ValueError(f"coco: image_size must be an int >= 32, got {image_size!r}")
+        self.files = {"train": self.root / annotations, "val": _optional(self.root, val_annotations, "val_annotations"),
+                      "test": _optional(self.root, test_annotations, "test_annotations")}
+        self.label_of, names = self._categories()
+        if num_classes != len(names):
+            raise ValueError(
+                f"coco: num_classes={num_classes} but {annotations} has {len(names)} categories ({names[:10]}…); "
+                f"set datamodule.num_classes={len(names)}"
+            )
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"coco: class_names has {len(class_names)} names, expected num_classes={num_classes}")
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names) if class_names is not None else names
+        self.image_size, self.augment_spec = int(image_size), dict(augment or {})
+        self.shares, self.seed = {"val": float(val_share), "test": float(test_share)}, int(seed)
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
+        self.datasets: dict[str, CocoBoxes] = {}
+
+    def _categories(self) -> tuple[dict[int, int], list[str]]:
+        maps = {}
+        for split, path in self.files.items():
+            if path is not None:
+                maps[split] = category_labels(json.loads(path.read_text()).get("categories", []))
+        label_of, names = maps["train"]
+        if not label_of:
+            raise ValueError(f"coco: {self.files['train']} has no categories")
+        for split, other in maps.items():
+            if other[0] != label_of:
+                raise ValueError(f"coco: {self.files[split]} has other category ids than {self.files['train']}: "
+                                 f"{sorted(other[0])} vs {sorted(label_of)}")
+        return label_of, names
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        image_root = self.root / self.images
+        carved = self._carve_ids()
+        for split in SPLITS:
+            own_file = self.files[split] if split != "train" else None
+            ann_file = own_file or self.files["train"]
+            ids = None if own_file is not None else carved[split]
+            augment = build_augment(self.augment_spec, boxes=True) if split == "train" else None
+            self.datasets[split] = CocoBoxes(image_root, ann_file, ids, self.label_of, split != "train", augment)
+        self._check_annotations()
+
+    def _carve_ids(self) -> dict[str, list[int]]:
+        """A seeded split of the main file's image ids into train and the splits without a file."""
+        with contextlib.redirect_stdout(io.StringIO()):
+            ids = np.array(sorted(CocoDetection(str(self.root), str(self.files["train"])).coco.imgs), dtype=np.int64)
+        order = np.random.default_rng(self.seed).permutation(len(ids))
+        counts = {s: int(round(self.shares[s] * len(ids))) if self.files[s] is None else 0 for s in ("val", "test")}
+        val = ids[order[: counts["val"]]]
+        test = ids[order[counts["val"]: counts["val"] + counts["test"]]]
+        train = ids[order[counts["val"] + counts["test"]:]]
+        return {"train": sorted(train.tolist()), "val": sorted(val.tolist()), "test": sorted(test.tolist())}
+
+    def _check_annotations(self) -> None:
+        fixed = {split: sum(ds.target(i)[1] for i in range(len(ds))) for split, ds in self.datasets.items()}
+        if any(fixed.values()):
+            counts = ", ".join(f"{split}: {n}" for split, n in fixed.items())
+            warnings.warn(f"coco: boxes reaching outside their image were clipped, zero-area ones dropped ({counts})",
+                          stacklevel=2)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            collate_fn=collate_detection,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def _optional(root: Path, name: str | None, key: str) -> Path | None:
+    if name is None:
+        return None
+    path = root / name
+    if not path.is_file():
+        raise ValueError(f"coco: {key}={name!r}: file {path} not found")
+    return path

@@ -1,0 +1,345 @@
+"""The embedded synthetic segmentation data: objects of K classes on a textured, noisy background,
+generated on the fly and deterministic per ``(seed, split, index)``.
+
+No files are read or written, so every DataLoader worker and every DDP rank sees the same samples,
+and the data of a run is reproduced exactly by its config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from scipy import ndimage
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules import shapes
+
+SPLITS = ("train", "val", "test")
+MODES = ("multiclass", "binary")
+# Images are drawn in [0, 1] and shifted/scaled by these constants, so a batch is roughly zero-mean
+# with unit-order spread without depending on the data (the same constants for every split and seed).
+PIXEL_MEAN = 0.5
+PIXEL_STD = 0.25
+_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class SyntheticObject:
+    """One object of a layout: its class (1..K-1; 0 is background), shape and opacity."""
+
+    label: int
+    shape: shapes.Shape
+    opacity: float
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """The generator parameters (validated on construction; errors name the argument).
+
+    Per foreground class ``k = 1..K-1`` (lists of length ``num_classes - 1``): ``class_frequencies``
+    (relative probability that an object is of class ``k``; pixel shares also depend on the shape
+    family), ``shape_families`` (``blob``, ``polygon`` or ``curve``), ``class_colors`` (RGB in
+    [0, 1]) and ``textures`` (``flat``, ``stripes``, ``checker``, ``gradient``).
+
+    Per image: ``objects_per_image = [lo, hi]`` objects are attempted (uniform, inclusive), with radii
+    log-uniform in ``radius_range`` (px; each shape lies inside the disc of its radius), larger ones
+    placed first, never overlapping (2 px gap; an object that does not fit is dropped). Objects are
+    alpha-blended over a background of mean 0.5 varied by smooth colour noise of amplitude
+    ``background_texture``, with an opacity drawn from ``contrast_range``; then the image is blurred
+    with a Gaussian of ``blur_sigma`` px and gets pixel noise of std ``noise_std``.
+    """
+
+    image_size: tuple[int, int]
+    num_classes: int
+    class_frequencies: tuple[float, ...]
+    shape_families: tuple[str, ...]
+    class_colors: tuple[tuple[float, float, float], ...]
+    textures: tuple[str, ...]
+    radius_range: tuple[float, float]
+    objects_per_image: tuple[int, int]
+    curve_width: float
+    contrast_range: tuple[float, float]
+    background_texture: float
+    noise_std: float
+    blur_sigma: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        height, width = self.image_size
+        if height < 8 or width < 8:
+            _fail("image_size", self.image_size, "two ints >= 8 (height, width)")
+        if self.num_classes < 2:
+            _fail("num_classes", self.num_classes, "an int >= 2 (background + at least one class)")
+        n_fg = self.num_classes - 1
+        for name in ("class_frequencies", "shape_families", "class_colors", "textures"):
+            value = getattr(self, name)
+            if len(value) != n_fg:
+                _fail(name, list(value), f"a list of num_classes - 1 = {n_fg} entries (one per foreground class)")
+        if not all(np.isfinite(f) and f > 0 for f in self.class_frequencies):
+            _fail("class_frequencies", list(self.class_frequencies), "positive finite numbers")
+        for family in self.shape_families:
+            if family not in shapes.SHAPE_FAMILIES:
+                _fail("shape_families", list(self.shape_families), f"entries from {sorted(shapes.SHAPE_FAMILIES)}")
+        for color in self.class_colors:
+            if len(color) != 3 or not all(0.0 <= c <= 1.0 for c in color):
+                _fail("class_colors", [list(c) for c in self.class_colors], "[r, g, b] triples in [0, 1]")
+        for name in self.textures:
+            if name not in shapes.TEXTURES:
+                _fail("textures", list(self.textures), f"entries from {list(shapes.TEXTURES)}")
+        r_min, r_max = self.radius_range
+        if not 0.5 <= r_min <= r_max:
+            _fail("radius_range", list(self.radius_range), "[min, max] with 0.5 <= min <= max (pixels)")
+        if 2 * r_max + 1 > min(height, width):
+            _fail(
+                "radius_range",
+                list(self.radius_range),
+                f"max radius with 2 * max + 1 <= the smaller image side {min(height, width)}",
+            )
+        lo, hi = self.objects_per_image
+        if not 0 <= lo <= hi:
+            _fail("objects_per_image", list(self.objects_per_image), "[lo, hi] ints with 0 <= lo <= hi")
+        if not self.curve_width > 0:
+            _fail("curve_width", self.curve_width, "a positive number of pixels")
+        c_min, c_max = self.contrast_range
+        if not 0.0 < c_min <= c_max <= 1.0:
+            _fail("contrast_range", list(self.contrast_range), "[min, max] with 0 < min <= max <= 1 (object opacity)")
+        for name in ("background_texture", "noise_std", "blur_sigma"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                _fail(name, value, "a finite number >= 0")
+
+    def rng(self, split: str, index: int, stream: int) -> np.random.Generator:
+        """The generator of one sample; stream 0 draws the layout (mask), stream 1 the pixels, so a
+        mask can be rebuilt without drawing its image."""
+        return np.random.default_rng([self.seed, SPLITS.index(split), index, stream])
+
+    def layout(self, split: str, index: int) -> list[SyntheticObject]:
+        """The objects of sample ``index`` of ``split``."""
+        rng = self.rng(split, index, 0)
+        height, width = self.image_size
+        count = int(rng.integers(self.objects_per_image[0], self.objects_per_image[1] + 1))
+        frequencies = np.asarray(self.class_frequencies, dtype=np.float64)
+        labels = rng.choice(len(frequencies), size=count, p=frequencies / frequencies.sum()) + 1
+        log_r = np.log(self.radius_range)
+        radii = np.sort(np.exp(rng.uniform(log_r[0], log_r[1], size=count)))[::-1]
+        opacities = rng.uniform(*self.contrast_range, size=count)
+        centers, kept = shapes.place_non_overlapping(rng, radii, height, width)
+        objects = []
+        for center, i in zip(centers, kept):
+            label = int(labels[i])
+            family = self.shape_families[label - 1]
+            extra = {"width": self.curve_width} if family == "curve" else {}
+            shape = shapes.SHAPE_FAMILIES[family](rng, (float(center[0]), float(center[1])), float(radii[i]), **extra)
+            objects.append(SyntheticObject(label, shape, float(opacities[i])))
+        return objects
+
+    def mask(self, objects: Sequence[SyntheticObject], ignore_index: int | None = None) -> np.ndarray:
+        """Label map ``(H, W)`` int64. With ``ignore_index``, the background pixels touching an object
+        (8-neighbourhood; where blur mixes object and background) are labelled ``ignore_index``, VOC style."""
+        height, width = self.image_size
+        mask = np.zeros((height, width), dtype=np.int64)
+        for obj in objects:
+            window = shapes.shape_window(obj.shape, height, width)
+            inside = shapes.window_distance(obj.shape, window) <= 0.0
+            region = mask[window.slices]
+            if ignore_index is not None:
+                # The window has a 1-px margin around the shape, so the dilation fits inside it.
+                ring = ndimage.binary_dilation(inside, structure=_EIGHT_NEIGHBOURS) & ~inside
+                region[ring & (region == 0)] = ignore_index
+            region[inside] = obj.label
+        return mask
+
+    def image(self, objects: Sequence[SyntheticObject], split: str, index: int) -> np.ndarray:
+        """RGB image ``(3, H, W)`` float32 in [0, 1] (before normalisation)."""
+        rng = self.rng(split, index, 1)
+        height, width = self.image_size
+        image = 0.5 + self.background_texture * shapes.smooth_noise(rng, 3, height, width, cells=4)
+        image += 0.5 * self.background_texture * shapes.smooth_noise(rng, 3, height, width, cells=12)
+        for obj in objects:
+            window = shapes.shape_window(obj.shape, height, width)
+            coverage = np.clip(0.5 - shapes.window_distance(obj.shape, window), 0.0, 1.0)
+            pattern = shapes.texture(self.textures[obj.label - 1], window, rng)
+            color = np.asarray(self.class_colors[obj.label - 1])[:, None, None] * (0.5 + 0.5 * pattern)
+            alpha = obj.opacity * coverage
+            region = image[(slice(None), *window.slices)]
+            region += alpha * (color - region)
+        image = shapes.gaussian_blur(image, self.blur_sigma)
+        image += self.noise_std * rng.standard_normal(image.shape)
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _fail(name: str, value: Any, expected: str) -> None:
+    raise ValueError(f"synthetic data: {name}={value!r} is invalid; expected {expected}")
+
+
+class SyntheticSegDataset(Dataset):
+    """``length`` samples of one split: ``{"image": float32 (in_channels, H, W), "mask": int64 (H, W)}``.
+
+    Images are normalised as ``(x - 0.5) / 0.25``; ``in_channels=1`` averages the RGB channels first.
+    Every ``__getitem__`` regenerates its sample (nothing is cached), deterministically.
+    """
+
+    def __init__(
+        self,
+        spec: SyntheticSpec,
+        split: str,
+        length: int,
+        in_channels: int = 3,
+        ignore_index: int | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            _fail("split", split, f"one of {list(SPLITS)}")
+        self.spec, self.split, self.length = spec, split, length
+        self.in_channels, self.ignore_index = in_channels, ignore_index
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for the {self.split} split of {self.length} samples")
+        objects = self.spec.layout(self.split, index)
+        image = self.spec.image(objects, self.split, index)
+        if self.in_channels == 1:
+            image = image.mean(axis=0, keepdims=True)
+        image = (image - PIXEL_MEAN) / PIXEL_STD
+        mask = self.spec.mask(objects, self.ignore_index)
+        return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask)}
+
+    def mask(self, index: int) -> np.ndarray:
+        """The label map of sample ``index`` without drawing its image."""
+        return self.spec.mask(self.spec.layout(self.split, index), self.ignore_index)
+
+
+class SyntheticSegDataModule(pl.LightningDataModule):
+    """Synthetic segmentation data; every constructor argument is a config key
+    (``configs/datamodule/synthetic_*.yaml``), see :class:`SyntheticSpec` for the generator.
+
+    Attributes for the rest of lossbench: ``num_classes`` (incl. background), ``mode``
+    (``multiclass`` or ``binary``; binary needs ``num_classes=2``), ``in_channels`` (1 or 3),
+    ``ignore_index`` (``None``, or a label outside ``[0, num_classes)`` used for a 1-px ring around
+    each object), ``class_names``. Train batches are shuffled by a generator seeded with ``seed``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 6,
+        mode: str = "multiclass",
+        in_channels: int = 3,
+        ignore_index: int | None = None,
+        class_names: Sequence[str] | None = None,
+        image_size: int | Sequence[int] = 64,
+        class_frequencies: Sequence[float] = (1.0, 0.8, 0.8, 0.025, 0.035),
+        shape_families: Sequence[str] = ("blob", "polygon", "curve", "blob", "polygon"),
+        class_colors: Sequence[Sequence[float]] = (
+            (0.9, 0.2, 0.2),
+            (0.2, 0.8, 0.3),
+            (0.2, 0.3, 0.9),
+            (0.9, 0.85, 0.2),
+            (0.8, 0.2, 0.8),
+        ),
+        textures: Sequence[str] = ("flat", "stripes", "flat", "checker", "flat"),
+        radius_range: Sequence[float] = (1.5, 8.0),
+        objects_per_image: Sequence[int] = (1, 5),
+        curve_width: float = 2.0,
+        contrast_range: Sequence[float] = (0.5, 0.9),
+        background_texture: float = 0.12,
+        noise_std: float = 0.05,
+        blur_sigma: float = 0.6,
+        train_size: int = 800,
+        val_size: int = 200,
+        test_size: int = 200,
+        seed: int = 1,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            _fail("mode", mode, f"one of {list(MODES)}")
+        if mode == "binary" and num_classes != 2:
+            _fail("num_classes", num_classes, "2 when mode='binary' (background + object)")
+        if in_channels not in (1, 3):
+            _fail("in_channels", in_channels, "1 (grey) or 3 (RGB)")
+        if ignore_index is not None and 0 <= ignore_index < num_classes:
+            _fail("ignore_index", ignore_index, f"None or an int outside [0, num_classes={num_classes})")
+        for name, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
+            if not value > 0:
+                _fail(name, value, "an int > 0")
+        if not batch_size > 0:
+            _fail("batch_size", batch_size, "an int > 0")
+        if not num_workers >= 0:
+            _fail("num_workers", num_workers, "an int >= 0")
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2:
+            _fail("image_size", image_size, "an int or [height, width]")
+        self.spec = SyntheticSpec(
+            image_size=(int(size[0]), int(size[1])),
+            num_classes=int(num_classes),
+            class_frequencies=tuple(float(f) for f in class_frequencies),
+            shape_families=tuple(shape_families),
+            class_colors=tuple(tuple(float(c) for c in color) for color in class_colors),
+            textures=tuple(textures),
+            radius_range=(float(radius_range[0]), float(radius_range[-1])),
+            objects_per_image=(int(objects_per_image[0]), int(objects_per_image[-1])),
+            curve_width=float(curve_width),
+            contrast_range=(float(contrast_range[0]), float(contrast_range[-1])),
+            background_texture=float(background_texture),
+            noise_std=float(noise_std),
+            blur_sigma=float(blur_sigma),
+            seed=int(seed),
+        )
+        if class_names is None:
+            class_names = ["background"] + [f"{family}_{k}" for k, family in enumerate(shape_families, start=1)]
+        if len(class_names) != num_classes:
+            _fail("class_names", list(class_names), f"a list of num_classes={num_classes} names")
+        self.num_classes, self.mode, self.in_channels = int(num_classes), mode, int(in_channels)
+        self.ignore_index, self.class_names = ignore_index, list(class_names)
+        self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
+        self.seed, self.batch_size, self.num_workers = int(seed), int(batch_size), int(num_workers)
+        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
+        self.datasets = {split: self._dataset(split) for split in SPLITS}
+        self._class_pixel_counts: torch.Tensor | None = None
+
+    def _dataset(self, split: str) -> SyntheticSegDataset:
+        return SyntheticSegDataset(self.spec, split, self.sizes[split], self.in_channels, self.ignore_index)
+
+    def class_pixel_counts(self) -> torch.Tensor:
+        """Exact per-class pixel counts ``(num_classes,)`` float64 over the training split (masks
+        only, ``ignore_index`` pixels excluded); computed once, then cached."""
+        if self._class_pixel_counts is None:
+            train = self.datasets["train"]
+            counts = np.zeros(self.num_classes, dtype=np.int64)
+            for index in range(len(train)):
+                labels = train.mask(index).ravel()
+                counts += np.bincount(labels[(labels >= 0) & (labels < self.num_classes)], minlength=self.num_classes)
+            self._class_pixel_counts = torch.from_numpy(counts.astype(np.float64))
+        return self._class_pixel_counts.clone()
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            # Pinning only helps host-to-GPU copies and warns without CUDA; persistent workers need workers.
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,197 @@
+"""Synthetic detection data: many small objects of long-tailed classes among unlabeled clutter,
+with boxes exact by construction; deterministic per ``(seed, split, index)``.
+
+The images come from the segmentation generator (:class:`datamodules.synthetic.SyntheticSpec`):
+the same shapes, textures, background noise, blur and pixel noise. Clutter objects are one more
+generator class, drawn in grey and never reported as targets. Each object's box is the tight box
+around the pixels of its shape mask (``x1 = first column, x2 = last column + 1``, likewise for rows),
+so every drawn pixel lies inside its box and every box edge touches one; objects never overlap.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules import shapes
+from datamodules.det_collate import collate_detection
+from datamodules.synthetic import SPLITS, SyntheticObject, SyntheticSpec
+
+CLUTTER_COLOR = (0.55, 0.55, 0.55)
+
+
+def object_box(obj: SyntheticObject, height: int, width: int) -> tuple[float, float, float, float]:
+    """The tight ``(x1, y1, x2, y2)`` box around the shape mask of ``obj`` (pixel-edge coordinates)."""
+    window = shapes.shape_window(obj.shape, height, width)
+    rows, cols = np.nonzero(shapes.window_distance(obj.shape, window) <= 0.0)
+    return (
+        float(window.x0 + cols.min()), float(window.y0 + rows.min()),
+        float(window.x0 + cols.max() + 1), float(window.y0 + rows.max() + 1),
+    )
+
+
+class SyntheticDetDataset(Dataset):
+    """``length`` samples of one split: ``(image float32 (3, H, W) in [0, 1], {"boxes": float32
+    (K, 4) xyxy, "labels": int64 (K,) in [1, num_classes]})``; regenerated on every access."""
+
+    def __init__(self, spec: SyntheticSpec, split: str, length: int, num_classes: int) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"synthetic_det: split must be one of {list(SPLITS)}, got {split!r}")
+        self.spec, self.split, self.length, self.num_classes = spec, split, int(length), int(num_classes)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def targets(self, index: int) -> dict[str, torch.Tensor]:
+        """The boxes and labels of sample ``index`` without drawing its image."""
+        return self._targets(self.spec.layout(self.split, index))
+
+    def _targets(self, objects: Sequence[SyntheticObject]) -> dict[str, torch.Tensor]:
+        height, width = self.spec.image_size
+        kept = [obj for obj in objects if obj.label <= self.num_classes]  # larger labels are clutter
+        boxes = torch.tensor([object_box(obj, height, width) for obj in kept], dtype=torch.float32).reshape(-1, 4)
+        labels = torch.tensor([obj.label for obj in kept], dtype=torch.int64)
+        return {"boxes": boxes, "labels": labels}
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for the {self.split} split of {self.length} samples")
+        objects = self.spec.layout(self.split, index)
+        image = torch.from_numpy(self.spec.image(objects, self.split, index))
+        return image, self._targets(objects)
+
+
+class SyntheticDetDataModule(pl.LightningDataModule):
+    """Synthetic detection data; every constructor argument is a config key
+    (``configs/datamodule/synthetic_det*.yaml``).
+
+    Per foreground class (lists of ``num_classes`` entries): ``class_frequencies`` (relative
+    probability of an object being of that class — long-tailed by default), ``shape_families``,
+    ``class_colors``, ``textures`` (see :class:`datamodules.synthetic.SyntheticSpec`).
+    ``object_sizes = [min, max]``: object diameters in px, log-uniform (most objects are small);
+    a box side is at most ``floor(diameter) + 1`` px. ``objects_per_image = [lo, hi]`` objects are attempted,
+    of which a share ``clutter_share`` is unlabeled grey clutter (drawn like objects, no box); an
+    object that does not fit without overlap is dropped. ``contrast_range``, ``background_texture``,
+    ``noise_std``, ``blur_sigma``: as for the segmentation data.
+
+    Attributes: ``num_classes`` (foreground classes; labels are ``1..num_classes``),
+    ``class_names``, ``image_size`` (square side; the detector's input size). Batches: ``(list of images, list of target dicts)``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 5,
+        class_names: Sequence[str] | None = None,
+        image_size: int = 128,
+        class_frequencies: Sequence[float] = (1.0, 0.5, 0.25, 0.12, 0.06),
+        shape_families: Sequence[str] = ("blob", "polygon", "blob", "polygon", "curve"),
+        class_colors: Sequence[Sequence[float]] = (
+            (0.9, 0.2, 0.2),
+            (0.2, 0.8, 0.3),
+            (0.2, 0.3, 0.9),
+            (0.9, 0.85, 0.2),
+            (0.8, 0.2, 0.8),
+        ),
+        textures: Sequence[str] = ("flat", "stripes", "checker", "flat", "flat"),
+        object_sizes: Sequence[float] = (4.0, 48.0),
+        objects_per_image: Sequence[int] = (4, 12),
+        clutter_share: float = 0.2,
+        curve_width: float = 1.5,
+        contrast_range: Sequence[float] = (0.6, 1.0),
+        background_texture: float = 0.15,
+        noise_std: float = 0.05,
+        blur_sigma: float = 0.5,
+        train_size: int = 512,
+        val_size: int = 64,
+        test_size: int = 128,
+        seed: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= clutter_share < 1.0:
+            _fail("clutter_share", clutter_share, "a number in [0, 1)")
+        if len(object_sizes) != 2 or not 1.0 <= object_sizes[0] <= object_sizes[1]:
+            _fail("object_sizes", list(object_sizes), "[min, max] diameters in px with 1 <= min <= max")
+        if not isinstance(image_size, int) or image_size < 8:
+            _fail("image_size", image_size, "an int >= 8 (square images)")
+        for name, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size),
+                            ("batch_size", batch_size)):
+            if not value > 0:
+                _fail(name, value, "an int > 0")
+        if not num_workers >= 0:
+            _fail("num_workers", num_workers, "an int >= 0")
+        for name, value in (("class_frequencies", class_frequencies), ("shape_families", shape_families),
+                            ("class_colors", class_colors), ("textures", textures)):
+            if len(value) != num_classes:
+                _fail(name, list(value), f"a list of num_classes={num_classes} entries (one per class)")
+        frequencies = [float(f) for f in class_frequencies]
+        families, colors, patterns = list(shape_families), [tuple(c) for c in class_colors], list(textures)
+        if clutter_share > 0:
+            # One more generator class for clutter, sized so that it is clutter_share of all objects.
+            frequencies.append(clutter_share / (1.0 - clutter_share) * sum(frequencies))
+            families.append("blob")
+            colors.append(CLUTTER_COLOR)
+            patterns.append("flat")
+        try:
+            self.spec = SyntheticSpec(
+                image_size=(image_size, image_size),
+                num_classes=len(frequencies) + 1,
+                class_frequencies=tuple(frequencies),
+                shape_families=tuple(families),
+                class_colors=tuple(tuple(float(c) for c in color) for color in colors),
+                textures=tuple(patterns),
+                radius_range=(0.5 * float(object_sizes[0]), 0.5 * float(object_sizes[1])),
+                objects_per_image=(int(objects_per_image[0]), int(objects_per_image[-1])),
+                curve_width=float(curve_width),
+                contrast_range=(float(contrast_range[0]), float(contrast_range[-1])),
+                background_texture=float(background_texture),
+                noise_std=float(noise_std),
+                blur_sigma=float(blur_sigma),
+                seed=int(seed),
+            )
+        except ValueError as error:
+            raise ValueError(f"synthetic_det: {error}") from None
+        if class_names is None:
+            class_names = [f"{family}_{k}" for k, family in enumerate(shape_families, start=1)]
+        if len(class_names) != num_classes:
+            _fail("class_names", list(class_names), f"a list of num_classes={num_classes} names")
+        self.num_classes, self.class_names = int(num_classes), list(class_names)
+        self.image_size = int(image_size)
+        self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
+        self.seed, self.batch_size, self.num_workers = int(seed), int(batch_size), int(num_workers)
+        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
+        self.datasets = {
+            split: SyntheticDetDataset(self.spec, split, self.sizes[split], self.num_classes) for split in SPLITS
+        }
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            collate_fn=collate_detection,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def _fail(name: str, value: Any, expected: str) -> None:
+    raise ValueError(f"synthetic_det: {name}={value!r} is invalid; expected {expected}")

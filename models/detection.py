@@ -1,0 +1,108 @@
+"""Detection LightningModule over torchvision RetinaNet / FCOS with a registered box-regression loss."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from models.det_heads import set_box_loss
+from models.det_metrics import DetectionMetrics
+from models.segmentation import NonFiniteLossError
+
+Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
+
+
+class DetectionModule(pl.LightningModule):
+    """Trains ``detector`` with ``loss`` as its box-regression loss; reports COCO box metrics.
+
+    ``detector`` is built by :func:`models.det_heads.build_detector` (RetinaNet or FCOS whose heads
+    take a pluggable box loss; see that module for how the loss is fed). The training loss is
+    ``classification + box_loss_weight * bbox_regression (+ bbox_ctrness for FCOS)``; every term is
+    logged as ``train/loss/<term>``. Validation and test log the contract's detection keys
+    (``val/map``, ``test/map_small``, ``test/ap/<k>``, …; see :mod:`models.det_metrics`).
+
+    Batches are ``(images, targets)`` as in docs/architecture.md: a list of ``(3, H, W)`` float
+    images in [0, 1] and a list of ``{"boxes": (K, 4) xyxy px, "labels": (K,) in [1, num_classes]}``.
+    ``optimizer``/``scheduler`` are factories (Hydra ``_partial_: true``) called with the
+    parameters / the optimizer.
+    """
+
+    def __init__(
+        self,
+        detector: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        num_classes: int,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        box_loss_weight: float = 1.0,
+        metrics_backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"DetectionModule: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        if not box_loss_weight > 0:
+            raise ValueError(f"DetectionModule: box_loss_weight must be > 0, got {box_loss_weight!r}")
+        self.save_hyperparameters(ignore=["detector", "loss", "optimizer", "scheduler"])
+        set_box_loss(detector, loss)
+        self.detector = detector
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.box_loss_weight = float(box_loss_weight)
+        self.val_metrics = DetectionMetrics(num_classes, metrics_backend)
+        self.test_metrics = DetectionMetrics(num_classes, metrics_backend)
+
+    def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+        """Detections per image: ``boxes`` (xyxy, input pixels), ``scores``, ``labels`` in [1, K]."""
+        detections = self.detector(images)
+        # Logit column 0 exists only so that labels can index from 1; it is never a class.
+        return [{key: value[d["labels"] > 0] for key, value in d.items()} for d in detections]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        images, targets = batch
+        terms = self.detector(images, targets)
+        weights = {"bbox_regression": self.box_loss_weight}
+        loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
+        if not torch.isfinite(loss):
+            described = ", ".join(f"{name}={float(value):.4g}" for name, value in terms.items())
+            raise NonFiniteLossError(
+                f"non-finite training loss {float(loss)} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); terms: {described}"
+            )
+        batch_size = len(images)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        for name, value in terms.items():
+            self.log(f"train/loss/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        images, targets = batch
+        self.val_metrics.update(self(images), targets)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        images, targets = batch
+        self.test_metrics.update(self(images), targets)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Tensor]]:
+        return self(batch[0])
+
+    def _log_metrics(self, metrics: DetectionMetrics, stage: str) -> None:
+        self.log_dict({f"{stage}/{key}": value.to(self.device) for key, value in metrics.compute().items()})
+        metrics.reset()
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

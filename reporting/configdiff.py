@@ -1,0 +1,49 @@
+"""What differs between the runs of a sweep: resolved-config keys that vary, overrides all share."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from reporting.collect import Run
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """``varying``: flattened key → {value: number of runs}; ``shared_overrides``: in every run."""
+
+    varying: dict[str, Counter]
+    shared_overrides: list[str]
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts/lists → ``{"a.b.0": value}``."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+        items = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_diff(runs: list[Run]) -> ConfigDiff:
+    """Keys of the resolved configs whose values differ across runs (run-dir paths left out)."""
+    flat = [{k: v for k, v in flatten(r.config).items() if not _mentions_run_dir(v, r)} for r in runs]
+    keys = sorted({k for f in flat for k in f})
+    varying = {}
+    for k in keys:
+        counts = Counter(str(f[k]) if k in f else "<absent>" for f in flat)
+        if len(counts) > 1:
+            varying[k] = counts
+    shared = set(runs[0].overrides) if runs else set()
+    for r in runs[1:]:
+        shared &= set(r.overrides)
+    return ConfigDiff(varying, sorted(shared))
+
+
+def _mentions_run_dir(value: Any, run: Run) -> bool:
+    return isinstance(value, str) and (str(run.path) in value or str(run.path.parent) in value)

@@ -1,0 +1,73 @@
+"""Hand-made sweep dirs in the run-dir layout of CONTRACTS section 4 (no training needed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+CLASS_NAMES = ["background", "common", "rare"]
+
+
+def write_run(run_dir: Path, *, loss: str, seed: int, metrics: dict[str, float] | None,
+              datamodule: str = "synthetic_imbalanced", task: str = "segmentation",
+              error: str | None = None, extra_overrides: tuple[str, ...] = (), curves: bool = True,
+              predictions: bool = False) -> Path:
+    """One run dir: metrics.json, config.yaml, .hydra/overrides.yaml, csv/metrics.csv, predictions."""
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    status = "failed" if metrics is None else "completed"
+    record = {"status": status, "error": error if metrics is None else None, "task": task, "loss": loss,
+              "datamodule": datamodule, "model": "unet", "seed": seed, "wall_time_s": 1.5, "epochs": 3,
+              "metrics": metrics or {}, "versions": {"torch": "x"}}
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    config = {"task": task, "seed": seed, "loss": {"_target_": f"losses.{loss}"},
+              "datamodule": {"_target_": "datamodules.Synthetic", "name": datamodule, "class_names": CLASS_NAMES},
+              "trainer": {"max_epochs": 3}}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    overrides = [f"loss={loss}", f"seed={seed}", *extra_overrides]
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if curves and metrics is not None:
+        (run_dir / "csv").mkdir(exist_ok=True)
+        rows = ["epoch,step,train/loss,val/miou"]
+        for epoch in range(3):
+            rows.append(f"{epoch},{epoch * 4 + 3},{1.0 / (epoch + 1) + seed * 0.01},")
+            rows.append(f"{epoch},{epoch * 4 + 3},,{metrics.get('test/miou', 0.5) * (epoch + 1) / 3}")
+        (run_dir / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    if predictions and metrics is not None:
+        rng = np.random.default_rng(seed)
+        images = rng.random((3, 3, 16, 16)).astype(np.float32)
+        masks = rng.integers(0, 3, size=(3, 16, 16))
+        preds = np.where(rng.random((3, 16, 16)) < 0.8, masks, 0)
+        np.savez_compressed(run_dir / "test_predictions.npz", image=images, mask=masks, prediction=preds,
+                            class_names=np.array(CLASS_NAMES))
+    return run_dir
+
+
+def seg_metrics(miou: float, rare: float, small: float = 0.5) -> dict[str, float]:
+    return {"val/miou": miou, "test/miou": miou, "test/dice_fg": miou + 0.05, "test/iou/0": 0.95,
+            "test/iou/1": 0.7, "test/iou/2": rare, "test/pixel_acc": 0.9,
+            # alphabetical, as train.py sorts the keys; the leaderboard orders buckets by size
+            "test/small_recall/16-64": (small + 0.9) / 2, "test/small_recall/ge64": 0.9,
+            "test/small_recall/lt16": small}
+
+
+# Hand-made results: per loss, test/miou for seeds 1..5 (and the rare-class IoU).
+MIOU = {"ce": [0.60, 0.62, 0.61, 0.63, 0.59], "dice": [0.65, 0.66, 0.64, 0.70, 0.60],
+        "focal": [0.58, 0.61, 0.60, 0.62, 0.60]}
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """A 3-loss × 5-seed sweep; the ``focal`` seed-5 job failed."""
+    root = tmp_path / "sweep"
+    num = 0
+    for loss, values in MIOU.items():
+        for seed, miou in enumerate(values, start=1):
+            failed = loss == "focal" and seed == 5
+            write_run(root / str(num), loss=loss, seed=seed,
+                      metrics=None if failed else seg_metrics(miou, rare=miou - 0.3),
+                      error="RuntimeError: loss is NaN" if failed else None, predictions=seed == 1)
+            num += 1
+    return root

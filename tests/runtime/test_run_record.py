@@ -1,0 +1,37 @@
+"""metrics.json: atomic write, NaN → null, completion status."""
+import json
+import math
+
+import pytest
+
+from runtime.run_record import is_completed, one_line_error, read_record, write_record
+
+
+def test_write_is_atomic_and_json_safe(tmp_path):
+    path = write_record(tmp_path / "run", {"status": "completed", "metrics": {"val/iou/3": math.nan, "val/miou": 0.5}})
+    data = json.loads(path.read_text())
+    assert data["metrics"] == {"val/iou/3": None, "val/miou": 0.5}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.json"]  # no temp file left behind
+    assert is_completed(tmp_path / "run")
+
+
+def test_failed_missing_and_corrupt_records_are_not_completed(tmp_path):
+    write_record(tmp_path / "failed", {"status": "failed", "error": "x"})
+    assert not is_completed(tmp_path / "failed")
+    assert read_record(tmp_path / "missing") is None and not is_completed(tmp_path / "missing")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "metrics.json").write_text('{"status": "compl')
+    assert read_record(tmp_path / "corrupt") is None
+
+
+def test_unserialisable_record_leaves_previous_file_intact(tmp_path):
+    write_record(tmp_path, {"status": "completed"})
+    with pytest.raises(TypeError):
+        write_record(tmp_path, {"status": "failed", "bad": object()})
+    assert read_record(tmp_path) == {"status": "completed"}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_one_line_error():
+    assert one_line_error(ValueError("first line\nsecond")) == "ValueError: first line"
+    assert one_line_error(KeyboardInterrupt()) == "KeyboardInterrupt"
