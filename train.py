@@ -14,7 +14,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -63,12 +63,31 @@ def _finish_wandb(failed: bool) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
+def _save_config(cfg: DictConfig) -> None:
+    """The fully resolved config of the run, as ``<run dir>/config.yaml``."""
+    if rank_zero_only.rank == 0:
+        run_dir = Path(cfg.paths.output_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+
+def _follow_data(cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:
+    """Datamodule keys left null in the config (e.g. ``in_channels: null`` = follow the images) are
+    filled from the constructed datamodule, so the model config's interpolations see real values."""
+    with open_dict(cfg):
+        for key in ("in_channels", "num_classes"):
+            if key in cfg.datamodule and cfg.datamodule[key] is None and getattr(datamodule, key, None) is not None:
+                cfg.datamodule[key] = getattr(datamodule, key)
+
+
 def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     """Build everything from ``cfg``, fit, evaluate the best checkpoint; fills ``record`` in place."""
     pl.seed_everything(cfg.seed, workers=True)
     check_loss_fits_task(record["loss"], cfg.task)
 
     datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
+    _follow_data(cfg, datamodule)
+    _save_config(cfg)
     loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
     if getattr(loss, "requires_class_counts", False):
         loss.set_class_counts(datamodule.class_pixel_counts())
@@ -107,9 +126,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("resume") and is_completed(run_dir):
         log.info("resume=true: %s already completed, skipped", run_dir)
         return read_record(run_dir)
-    if rank_zero_only.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    _save_config(cfg)
 
     record = _base_record(cfg)
     started = time.perf_counter()
@@ -131,9 +148,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+def _print_summary(record: dict[str, Any], run_dir: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{record['task']} · loss={record['loss']} · seed={record['seed']} · {record['status']}")
+    table.add_column("metric")
+    table.add_column("val", justify="right")
+    table.add_column("test", justify="right")
+    metrics = record.get("metrics", {})
+    names = sorted({key.split("/", 1)[1] for key in metrics})
+    for name in names:
+        cells = [metrics.get(f"{stage}/{name}") for stage in ("val", "test")]
+        table.add_row(name, *("-" if v is None or v != v else f"{v:.4f}" for v in cells))
+    console = Console()
+    console.print(table)
+    console.print(f"run dir: {run_dir}")
+
+
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     record = train(cfg)
+    if rank_zero_only.rank == 0:
+        _print_summary(record, cfg.paths.output_dir)
     value = record.get("metrics", {}).get(cfg.optimized_metric)
     return float("nan") if value is None else float(value)
 

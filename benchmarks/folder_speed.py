@@ -18,6 +18,7 @@ machine; the ratios are what matter.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -94,7 +95,9 @@ def main() -> None:
         workers = datamodule.num_workers
         configured = data_rate(datamodule, args.batches)
         datamodule.num_workers = 0
+        torch.set_num_threads(1)  # one core, as one worker has
         single = data_rate(datamodule, args.batches)
+        torch.set_num_threads(2)
         batch = next(iter(datamodule.train_dataloader()))
         loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
         model = hydra.utils.instantiate(cfg.model, _convert_="all", loss=loss)
@@ -102,13 +105,14 @@ def main() -> None:
     pixels = sum(mask.size for split in ("train", "val", "test") for mask in datamodule.split_masks(split))
     patch = "x".join(str(v) for v in datamodule.patch_size)
     print(f"folder_speed: {args.images} example images ({pixels / 1e6:.1f} Mpx), patches {patch}, "
-          f"batch {batch['image'].shape[0]}, torch threads 2, {torch.get_num_threads()} for the model")
-    print(f"setup pass (decode + checks + stats, all splits): {setup_s:.2f} s")
+          f"batch {batch['image'].shape[0]}, model step with {torch.get_num_threads()} torch threads")
+    print(f"setup pass (decode + checks + stats, all splits): {setup_s:.2f} s; "
+          f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (contention inflates the ratio)")
     print()
     print(f"| pipeline | patches/s | ratio vs model step |")
     print(f"|---|---|---|")
     print(f"| folder datamodule, num_workers={workers} (as configured) | {configured:.1f} | {configured / trained:.1f}x |")
-    print(f"| folder datamodule, num_workers=0 | {single:.1f} | {single / trained:.1f}x |")
+    print(f"| folder datamodule, num_workers=0 (one core) | {single:.1f} | {single / trained:.1f}x |")
     print(f"| default model (unet resnet18) training step | {trained:.1f} | 1.0x |")
     print()
     print(f"goal: data/model >= 3 -> {'met' if configured / trained >= 3 else 'NOT met'} ({configured / trained:.1f}x)")

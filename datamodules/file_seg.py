@@ -28,7 +28,6 @@ and, if needed, how stored mask values map to class ids; everything else lives h
 from __future__ import annotations
 
 import logging
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice

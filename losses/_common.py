@@ -97,8 +97,10 @@ class SegInput:
         if not self.from_logits:
             return self.scores
         if self.mode == "multiclass":
-            # exp of the shared log-softmax: a composite with CE and Dice then saves one tensor less.
-            return self.log_probs.exp()
+            if "log_probs" in self.__dict__:
+                # a term already needed log-softmax: exp of it costs less than a second softmax
+                return self.log_probs.exp()
+            return F.softmax(self.scores, dim=1)
         return torch.sigmoid(self.scores)
 
     @cached_property

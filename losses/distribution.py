@@ -65,7 +65,19 @@ class CrossEntropyLoss(SegmentationLoss):
         self.label_smoothing = float(label_smoothing)
 
     def compute(self, inp: SegInput) -> Tensor:
+        if inp.mode == "multiclass" and self.label_smoothing == 0.0:
+            return self._nll(inp)
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
+
+    def _nll(self, inp: SegInput) -> Tensor:
+        # torch's fused NLL saves no per-pixel weight map: same value, less memory than reduce_pixels
+        target = inp.target if inp.valid is None else inp.target.masked_fill(~inp.valid, -100)
+        loss = F.nll_loss(inp.log_probs, target, weight=self.weights_for(inp), ignore_index=-100,
+                          reduction=self.reduction)
+        if self.reduction == "none":
+            return loss.reshape(loss.shape[0], *inp.spatial_shape)
+        # nll_loss's mean over an all-ignored batch is 0/0
+        return torch.nan_to_num(loss, nan=0.0) if self.reduction == "mean" else loss
 
 
 @register("weighted_ce")

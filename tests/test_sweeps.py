@@ -168,8 +168,9 @@ def test_offline_wandb_multirun_gives_one_grouped_tagged_run_per_job(tmp_path):
                   for u in r.config.update}
         assert config["loss_name"] == loss and config["datamodule_name"] == "synthetic_imbalanced"
         assert config["seed"] == 1 and config["trainer.max_epochs"] == 1
-        history_keys = {i.key or "/".join(i.nested_key) for r in recs if r.WhichOneof("record_type") == "history"
-                        for i in r.history.item}
-        assert "val/predictions" in history_keys and "val/miou" in history_keys
+        history = [i for r in recs if r.WhichOneof("record_type") == "history" for i in r.history.item]
+        assert "val/miou" in {i.key or i.nested_key[0] for i in history}
+        counts = [json.loads(i.value_json) for i in history if list(i.nested_key) == ["val/predictions", "count"]]
+        assert counts and set(counts) == {4}, "4 prediction panels per validation epoch"
         exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
         assert exits == [0]

@@ -11,7 +11,8 @@ from train import train
 
 def test_folder_run_trains_on_patches_and_evaluates_whole_images(tmp_path, run_config):
     data = tmp_path / "data"
-    make_folder(data, [(40, 56), (48, 40), (36, 60), (52, 44), (20, 24), (44, 50)], num_classes=2)
+    # Gray images and `in_channels: null`: the channel count follows the data into the model.
+    make_folder(data, [(40, 56), (48, 40), (36, 60), (52, 44), (20, 24), (44, 50)], channels=1, num_classes=2)
     cfg = run_config("debug=fast", "logger=csv", "loss=dice_focal", "datamodule=folder", f"datamodule.root={data}",
                      "datamodule.patch_size=[32,32]", "datamodule.patches_per_epoch=8", "trainer.max_epochs=1")
     record = train(cfg)
@@ -21,6 +22,8 @@ def test_folder_run_trains_on_patches_and_evaluates_whole_images(tmp_path, run_c
         assert key in on_disk["metrics"], key
     assert 0.0 <= on_disk["metrics"]["test/miou"] <= 1.0
     assert record["metrics"]["test/miou"] == on_disk["metrics"]["test/miou"]
+    assert cfg.datamodule.in_channels == 1
+    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["status"] == "completed"
 
 
 def test_folder_datamodule_hands_its_inferer_to_the_model(tmp_path, run_config):

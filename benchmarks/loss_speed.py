@@ -1,0 +1,166 @@
+"""Forward+backward time and autograd memory of every segmentation loss vs. its peer implementations.
+
+    python benchmarks/loss_speed.py [--reps 3] [--cases 2d_c8,2d_c21,3d_c4] [--threads 2]
+
+For each case (N, C, spatial) and loss, every implementation gets identical logits/targets. Time is
+the median of ``--reps`` forward+backward passes after one warm-up. Memory is the size of the
+tensors autograd saves for the backward pass (distinct storages, excluding the logits and the
+target themselves), counted with ``torch.autograd.graph.saved_tensors_hooks``: it is the memory a
+loss adds to a training step's activation peak, it is deterministic, and it works on CPU where
+torch has no allocator statistics. Ratios are ours / fastest (resp. lightest) peer; absolute
+times are noise on a shared machine, ratios measured in the same run are what matter.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from losses import build_loss  # noqa: E402
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+CASES = {"2d_c8": (8, 8, (256, 256)), "2d_c21": (8, 21, (256, 256)), "3d_c4": (2, 4, (64, 64, 64))}
+BINARY = {"bce", "mcc"}
+
+
+def _one_hot(t: torch.Tensor, c: int) -> torch.Tensor:
+    return F.one_hot(t, c).movedim(-1, 1).float()
+
+
+def peers(name: str, c: int, dims: int) -> dict[str, LossFn]:
+    """Peer implementations of loss ``name`` taking (logits, target) in our layout."""
+    import kornia.losses as K
+    import monai.losses as M
+    import segmentation_models_pytorch.losses as S
+
+    mc = dict(softmax=True, to_onehot_y=True)
+    monai = lambda loss: (lambda x, t: loss(x, t.unsqueeze(1)))  # noqa: E731
+    table: dict[str, dict[str, LossFn]] = {
+        "ce": {"torch": lambda x, t: F.cross_entropy(x, t),
+               "smp": S.SoftCrossEntropyLoss(smooth_factor=0.0)},
+        "weighted_ce": {"torch": lambda x, t: F.cross_entropy(x, t, weight=torch.linspace(0.5, 2.0, c))},
+        "bce": {"torch": lambda x, t: F.binary_cross_entropy_with_logits(x, t.unsqueeze(1).float()),
+                "smp": lambda x, t: S.SoftBCEWithLogitsLoss()(x, t.unsqueeze(1).float())},
+        "focal": {"monai": monai(M.FocalLoss(use_softmax=True, to_onehot_y=True, gamma=2.0)),
+                  "kornia": lambda x, t: K.focal_loss(x, t, alpha=None, gamma=2.0, reduction="mean")},
+        "dice": {"monai": monai(M.DiceLoss(**mc)), "smp": S.DiceLoss("multiclass"),
+                 "kornia": lambda x, t: K.dice_loss(x, t)},
+        "jaccard": {"monai": monai(M.DiceLoss(**mc, jaccard=True)), "smp": S.JaccardLoss("multiclass")},
+        "tversky": {"monai": monai(M.TverskyLoss(**mc, alpha=0.3, beta=0.7)),
+                    "smp": S.TverskyLoss("multiclass", alpha=0.3, beta=0.7),
+                    "kornia": lambda x, t: K.tversky_loss(x, t, alpha=0.3, beta=0.7)},
+        "focal_tversky": {"smp": S.TverskyLoss("multiclass", alpha=0.3, beta=0.7, gamma=0.75)},
+        "generalized_dice": {"monai": monai(M.GeneralizedDiceLoss(**mc))},
+        "mcc": {"smp": lambda x, t: S.MCCLoss()(torch.sigmoid(x), t.unsqueeze(1).float())},
+        "lovasz": {"smp": S.LovaszLoss("multiclass"),
+                   "kornia": lambda x, t: K.lovasz_softmax_loss(x, t)},
+        "cldice": {"monai": lambda x, t: M.SoftDiceclDiceLoss(softmax=True, include_background=False)(
+            x, _one_hot(t, c))},
+        "dice_ce": {"monai": monai(M.DiceCELoss(**mc))},
+        "dice_focal": {"monai": monai(M.DiceFocalLoss(**mc, gamma=2.0))},
+        "topk_ce": {},
+        "unified_focal": {},
+    }
+    found = table[name]
+    if dims != 2:  # kornia's segmentation losses are 2-D only
+        found = {k: v for k, v in found.items() if k != "kornia"}
+    return found
+
+
+def ours(name: str, c: int) -> LossFn:
+    mode = "binary" if name in BINARY else "multiclass"
+    loss = build_loss(name, mode=mode)
+    if loss.requires_class_counts:
+        loss.set_class_counts(torch.arange(1, c + 1, dtype=torch.float64))
+    if name == "weighted_ce":
+        loss = build_loss("ce", mode=mode, class_weights=torch.linspace(0.5, 2.0, c).tolist())
+    return loss
+
+
+def measure(fn: LossFn, logits: torch.Tensor, target: torch.Tensor, reps: int) -> tuple[float, float]:
+    """(median seconds of forward+backward, MiB saved for backward)."""
+    skip = {logits.untyped_storage().data_ptr(), target.untyped_storage().data_ptr()}
+    times = []
+    for i in range(reps + 1):
+        x = logits.detach().requires_grad_()
+        start = time.perf_counter()
+        fn(x, target).backward()
+        if i:
+            times.append(time.perf_counter() - start)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in skip and ptr != x.untyped_storage().data_ptr():
+            saved[ptr] = storage.nbytes()
+        return t
+
+    x = logits.detach().requires_grad_()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = fn(x, target)
+    value.backward()
+    return statistics.median(times), sum(saved.values()) / 2**20
+
+
+def run(case: str, reps: int, names: list[str]) -> list[str]:
+    n, c, spatial = CASES[case]
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for name in names:
+        channels = 1 if name in BINARY else c
+        logits = torch.randn(n, channels, *spatial, generator=g)
+        target = torch.randint(0, 2 if name in BINARY else c, (n, *spatial), generator=g)
+        if name == "cldice" and case == "2d_c21":
+            continue  # soft skeletons of 21 classes: minutes on 2 cores, nothing new to learn
+        t_ours, m_ours = measure(ours(name, c), logits, target, reps)
+        results = {}
+        for peer, fn in peers(name, c, len(spatial)).items():
+            try:
+                results[peer] = measure(fn, logits, target, reps)
+            except Exception as error:  # a peer that rejects the case is reported, not fatal
+                print(f"  {case} {name} {peer}: {type(error).__name__}: {error}", file=sys.stderr)
+        if not results:
+            rows.append(f"{case:7} {name:17} {'(no peer)':>9} {t_ours * 1e3:9.1f} {'':>9} {'':>6} "
+                        f"{m_ours:9.1f} {'':>9} {'':>6}")
+            continue
+        fast_peer = min(results, key=lambda k: results[k][0])
+        light_peer = min(results, key=lambda k: results[k][1])
+        t_peer, m_peer = results[fast_peer][0], results[light_peer][1]
+        rows.append(f"{case:7} {name:17} {fast_peer + '/' + light_peer:>9} {t_ours * 1e3:9.1f} "
+                    f"{t_peer * 1e3:9.1f} {t_ours / t_peer:6.2f} {m_ours:9.1f} {m_peer:9.1f} "
+                    f"{m_ours / max(m_peer, 1e-9):6.2f}")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--losses", default="ce,weighted_ce,bce,focal,dice,jaccard,tversky,focal_tversky,"
+                        "generalized_dice,mcc,lovasz,cldice,dice_ce,dice_focal,topk_ce,unified_focal")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    header = (f"{'case':7} {'loss':17} {'peer t/m':>9} {'ours ms':>9} {'peer ms':>9} {'t ratio':>6} "
+              f"{'ours MiB':>9} {'peer MiB':>9} {'m ratio':>6}")
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.reps}; "
+          f"cases (N, C, spatial): {', '.join(f'{k}={v}' for k, v in CASES.items())}")
+    print("peer t/m: fastest peer / lightest peer; ratio = ours / that peer (< 1: ours is better)")
+    print(header)
+    for case in args.cases.split(","):
+        run(case, args.reps, args.losses.split(","))
+
+
+if __name__ == "__main__":
+    main()
