@@ -39,36 +39,37 @@ def random_pairs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fwd_bwd_seconds(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], pred: torch.Tensor,
-                    target: torch.Tensor, repeats: int) -> float:
-    times = []
-    for _ in range(repeats + 2):
-        p = pred.clone().requires_grad_()
-        start = time.perf_counter()
-        fn(p, target).backward()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])  # the first two calls warm up the allocator
+                    target: torch.Tensor) -> float:
+    p = pred.clone().requires_grad_()
+    start = time.perf_counter()
+    fn(p, target).backward()
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     pred, target = random_pairs(args.pairs)
 
     print(f"box-loss fwd+bwd on {args.pairs} pairs, float32, CPU, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats}; torch {torch.__version__}")
-    print(f"{'loss':<6} {'ours ms':>9} {'torchvision ms':>15} {'ratio':>7}")
+          f"{args.repeats} interleaved calls each; torch {torch.__version__}")
+    print(f"{'loss':<6} {'ours ms':>9} {'torchvision ms':>15} {'ratio(min)':>11} {'ratio(median)':>14}")
     for name, peer in PEERS.items():
         ours = build_loss(name, reduction="sum")
-        # interleave so that load drifts hit both sides alike
-        t_ours, t_peer = [], []
-        for _ in range(3):
-            t_ours.append(fwd_bwd_seconds(ours, pred, target, args.repeats // 3 or 1))
-            t_peer.append(fwd_bwd_seconds(lambda p, t: peer(p, t, reduction="sum"), pred, target, args.repeats // 3 or 1))
-        a, b = min(t_ours), min(t_peer)
-        print(f"{name:<6} {a * 1e3:>9.2f} {b * 1e3:>15.2f} {a / b:>7.2f}")
+        sides = {"ours": ours, "peer": lambda p, t, peer=peer: peer(p, t, reduction="sum")}
+        for fn in sides.values():  # warm-up: allocator, first-call dispatch
+            fwd_bwd_seconds(fn, pred, target)
+        times: dict[str, list[float]] = {"ours": [], "peer": []}
+        # Alternate the two sides call by call so load changes on a shared machine hit both alike;
+        # the minimum is the least disturbed call.
+        for _ in range(args.repeats):
+            for side, fn in sides.items():
+                times[side].append(fwd_bwd_seconds(fn, pred, target))
+        a, b = min(times["ours"]), min(times["peer"])
+        ratio_median = statistics.median(times["ours"]) / statistics.median(times["peer"])
+        print(f"{name:<6} {a * 1e3:>9.2f} {b * 1e3:>15.2f} {a / b:>11.2f} {ratio_median:>14.2f}")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,20 @@ class SegInput:
         return self.scores.shape[1]
 
     @cached_property
+    def log_prob_of_target(self) -> Tensor:
+        """Multiclass ``log p_y`` per position, ``(N, P)``.
+
+        From logits and without a cached log-softmax, a hand-written autograd function saves no
+        ``(N, C, P)`` tensor (torch's cross-entropy keeps the whole log-softmax for backward).
+        """
+        index = self.target.unsqueeze(1)
+        if not self.from_logits:
+            return self.scores.gather(1, index).squeeze(1).clamp_min(1e-12).log()
+        if "log_probs" in self.__dict__:
+            return self.log_probs.gather(1, index).squeeze(1)
+        return _TargetLogSoftmax.apply(self.scores, self.target)
+
+    @cached_property
     def log_probs(self) -> Tensor:
         if not self.from_logits:
             return self.probs.clamp_min(1e-12).log()
@@ -120,12 +134,23 @@ class SegInput:
         ``tp = sum_i p_ci t_ci``, ``sum_pred = sum_i p_ci`` (``p_ci**2`` when squared),
         ``sum_target = sum_i t_ci`` (``t_ci**2`` when squared), over non-ignored positions.
         Multiclass mode never builds a one-hot target: ``tp`` gathers the probability of the true
-        class and scatter-adds it into its class, ``sum_target`` is a per-sample bincount.
+        class and scatter-adds it into its class, ``sum_target`` is a per-sample bincount; from
+        logits, softmax and sums are one autograd node with a hand-written backward. Cached, so
+        the region terms of a composite share one computation.
         """
-        p = self.probs
-        if self.mode == "multiclass":
-            return self._multiclass_stats(p, squared)
-        t = self.target  # ignored positions already hold 0
+        key = f"_class_stats_{squared}"
+        if key not in self.__dict__:
+            if self.mode == "multiclass" and self.from_logits and not squared and "probs" not in self.__dict__:
+                stats = _SoftmaxClassStats.apply(self.scores, self.target, self.valid_float)
+            elif self.mode == "multiclass":
+                stats = self._multiclass_stats(self.probs, squared)
+            else:
+                stats = self._sigmoid_stats(squared)
+            self.__dict__[key] = stats
+        return self.__dict__[key]
+
+    def _sigmoid_stats(self, squared: bool) -> tuple[Tensor, Tensor, Tensor]:
+        p, t = self.probs, self.target  # ignored positions already hold 0 in target
         pp = p * p if squared else p
         p_sum = pp.sum(-1) if self.valid is None else torch.einsum("ncp,ncp->nc", pp, self.valid_float)
         tp = torch.einsum("ncp,ncp->nc", p, t)
@@ -165,6 +190,58 @@ class SegInput:
         return one_hot if self.valid is None else one_hot * self.valid_float.unsqueeze(1)
 
 
+class _TargetLogSoftmax(torch.autograd.Function):
+    """``log_softmax(x, 1)`` gathered at the target class, saving nothing but its inputs: the
+    backward recomputes the softmax (one fast kernel) instead of keeping an ``(N, C, P)`` tensor."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, target: Tensor) -> Tensor:
+        ctx.save_for_backward(scores, target)
+        return F.log_softmax(scores, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        scores, target = ctx.saved_tensors
+        # d log p_y / dx_c = 1[c = y] - softmax_c
+        grad = grad.unsqueeze(1)
+        grad_scores = F.softmax(scores, dim=1).mul_(-grad)
+        return grad_scores.scatter_add_(1, target.unsqueeze(1), grad), None
+
+
+class _SoftmaxClassStats(torch.autograd.Function):
+    """``softmax(x, 1)`` reduced to per-class ``(tp, sum_p, sum_t)`` (see ``SegInput.class_stats``).
+
+    Backward in one sweep: with ``G_ci = v_i (g_sp_c + g_tp_c [y_i = c])`` the softmax backward is
+    ``p_ci (G_ci - sum_k p_ki G_ki)``; the inner sum is a batched mat-vec plus the true class's
+    term, so no ``(N, C, P)`` gradient of the probabilities is formed.
+    """
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, target: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        p = F.softmax(scores, dim=1)
+        n, c, _ = p.shape
+        p_true = p.gather(1, target.unsqueeze(1)).squeeze(1)
+        ones = torch.ones_like(p_true) if valid is None else valid
+        tp = p.new_zeros(n, c).scatter_add_(1, target, p_true if valid is None else p_true * valid)
+        t_sum = p.new_zeros(n, c).scatter_add_(1, target, ones)
+        sum_p = p.sum(-1) if valid is None else torch.bmm(p, valid.unsqueeze(-1)).squeeze(-1)
+        ctx.save_for_backward(p, target, valid)
+        ctx.mark_non_differentiable(t_sum)
+        return tp, sum_p, t_sum
+
+    @staticmethod
+    def backward(ctx, g_tp: Tensor, g_sp: Tensor, _: Tensor) -> tuple[Tensor, None, None]:
+        p, target, valid = ctx.saved_tensors
+        index = target.unsqueeze(1)
+        p_true_g = p.gather(1, index).squeeze(1) * g_tp.gather(1, target)  # p_yi * g_tp_yi, (N, P)
+        inner = torch.bmm(g_sp.unsqueeze(1), p).squeeze(1) + p_true_g
+        grad = (g_sp.unsqueeze(-1) - inner.unsqueeze(1)).mul_(p)
+        grad.scatter_add_(1, index, p_true_g.unsqueeze(1))
+        if valid is not None:
+            grad.mul_(valid.unsqueeze(1))
+        return grad, None, None
+
+
 def _binary_shapes(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Bring binary inputs to ``(N, 1, *S)`` each."""
     if prediction.dim() < 2:
@@ -200,7 +277,7 @@ def _multiclass_target(target: Tensor, shape: torch.Size, ignore_index: int | No
             valid = ~ignored
             target = target.masked_fill(ignored, 0)
     if target.numel():
-        low, high = int(target.min()), int(target.max())
+        low, high = (int(v) for v in torch.aminmax(target))
         if low < 0 or high >= c:
             raise ValueError(f"target: class indices must lie in [0, {c}) or equal ignore_index="
                              f"{ignore_index}, got values in [{low}, {high}]")
@@ -220,7 +297,7 @@ def _sigmoid_target(target: Tensor, shape: torch.Size, ignore_index: int | None,
             valid = ~ignored
             target = target.masked_fill(ignored, 0.0)
     if target.numel():
-        low, high = float(target.min()), float(target.max())
+        low, high = (float(v) for v in torch.aminmax(target))
         if low < 0.0 or high > 1.0:
             raise ValueError(f"target: {mode} mode expects values in [0, 1] (or ignore_index="
                              f"{ignore_index}), got values in [{low}, {high}]")
@@ -354,7 +431,8 @@ class SegmentationLoss(nn.Module):
             if not self.include_background:
                 keep = (inp.target != 0).to(inp.scores.dtype)
                 valid = keep if valid is None else valid * keep
-            pw = None if w is None else w[inp.target]
+            # index_select is a plain gather; advanced indexing w[target] is several times slower on CPU
+            pw = None if w is None else w.index_select(0, inp.target.flatten()).view_as(inp.target)
         else:
             t = inp.target if target_float is None else target_float
             if w is None:

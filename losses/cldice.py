@@ -76,23 +76,28 @@ class SoftClDiceLoss(RegionLoss):
         self.iterations = iterations
 
     def compute(self, inp: SegInput) -> Tensor:
-        shape = inp.scores.shape[:2] + inp.spatial_shape
-        probs = inp.probs
-        target = inp.hard_target_one_hot()
+        tp, sum_p, sum_t = inp.class_stats(False)
+        if self.batch:
+            tp, sum_p, sum_t = tp.sum(0), sum_p.sum(0), sum_t.sum(0)
+        dice = 1.0 - safe_ratio(2.0 * tp + self.smooth, sum_p + sum_t + self.smooth)
+        # skeletonise only the channels that are scored: the background's costs a full pass
+        first = 0 if self.include_background or inp.mode == "binary" else 1
+        probs = inp.probs[:, first:]
+        target = inp.hard_target_one_hot()[:, first:]
+        shape = probs.shape[:2] + inp.spatial_shape
         skel_p = soft_skeleton(probs.reshape(shape), self.iterations).flatten(2)
         skel_t = soft_skeleton(target.reshape(shape), self.iterations).flatten(2)
         if inp.valid is not None:
-            valid = inp.valid_float.unsqueeze(1) if inp.mode == "multiclass" else inp.valid_float
+            valid = inp.valid_float.unsqueeze(1) if inp.mode == "multiclass" else inp.valid_float[:, first:]
             skel_p, skel_t, probs = skel_p * valid, skel_t * valid, probs * valid
         sums = [(skel_p * target).sum(-1), skel_p.sum(-1), (skel_t * probs).sum(-1), skel_t.sum(-1)]
-        tp, sum_p, sum_t = inp.class_stats(False)
         if self.batch:
             sums = [s.sum(0) for s in sums]
-            tp, sum_p, sum_t = tp.sum(0), sum_p.sum(0), sum_t.sum(0)
         t_prec = safe_ratio(sums[0] + self.smooth, sums[1] + self.smooth)
         t_sens = safe_ratio(sums[2] + self.smooth, sums[3] + self.smooth)
-        cl_dice = safe_ratio(2.0 * t_prec * t_sens, t_prec + t_sens)
-        dice = safe_ratio(2.0 * tp + self.smooth, sum_p + sum_t + self.smooth)
-        per_class = (1.0 - self.alpha) * (1.0 - dice) + self.alpha * (1.0 - cl_dice)
+        cl_dice = 1.0 - safe_ratio(2.0 * t_prec * t_sens, t_prec + t_sens)
+        if first:
+            # channel 0 is dropped by reduce_classes; any finite value keeps the layout (N, C)
+            cl_dice = torch.cat([torch.zeros_like(cl_dice[..., :1]), cl_dice], dim=-1)
+        per_class = (1.0 - self.alpha) * dice + self.alpha * cl_dice
         return self.reduce_classes(per_class, inp)
-

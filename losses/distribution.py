@@ -25,11 +25,16 @@ def pixel_ce(inp: SegInput, label_smoothing: float = 0.0, pos_weight: Tensor | N
     against the smoothed target ``t (1-eps) + eps/2``, with ``pos_weight`` scaling the positive term.
     """
     if inp.mode == "multiclass":
-        log_p = inp.log_probs
-        nll = -log_p.gather(1, inp.target.unsqueeze(1)).squeeze(1)
+        nll = -inp.log_prob_of_target
         if label_smoothing == 0.0:
             return nll
-        return (1.0 - label_smoothing) * nll - label_smoothing * log_p.mean(1)
+        # mean_c log p_c = log p_y + mean_c x_c - x_y: no full log-softmax needed
+        if inp.from_logits:
+            x = inp.scores
+            mean_log_p = -nll + x.mean(1) - x.gather(1, inp.target.unsqueeze(1)).squeeze(1)
+        else:
+            mean_log_p = inp.log_probs.mean(1)
+        return (1.0 - label_smoothing) * nll - label_smoothing * mean_log_p
     t = inp.target
     if label_smoothing:
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
@@ -65,19 +70,7 @@ class CrossEntropyLoss(SegmentationLoss):
         self.label_smoothing = float(label_smoothing)
 
     def compute(self, inp: SegInput) -> Tensor:
-        if inp.mode == "multiclass" and self.label_smoothing == 0.0:
-            return self._nll(inp)
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
-
-    def _nll(self, inp: SegInput) -> Tensor:
-        # torch's fused NLL saves no per-pixel weight map: same value, less memory than reduce_pixels
-        target = inp.target if inp.valid is None else inp.target.masked_fill(~inp.valid, -100)
-        loss = F.nll_loss(inp.log_probs, target, weight=self.weights_for(inp), ignore_index=-100,
-                          reduction=self.reduction)
-        if self.reduction == "none":
-            return loss.reshape(loss.shape[0], *inp.spatial_shape)
-        # nll_loss's mean over an all-ignored batch is 0/0
-        return torch.nan_to_num(loss, nan=0.0) if self.reduction == "mean" else loss
 
 
 @register("weighted_ce")
@@ -169,7 +162,7 @@ class FocalLoss(SegmentationLoss):
 
     def compute(self, inp: SegInput) -> Tensor:
         if inp.mode == "multiclass":
-            log_pt = inp.log_probs.gather(1, inp.target.unsqueeze(1)).squeeze(1)
+            log_pt = inp.log_prob_of_target
             one_minus_pt = -torch.expm1(log_pt)
             loss = -self._modulate(one_minus_pt) * log_pt
             if self.alpha is not None:

@@ -23,9 +23,16 @@ def lovasz_grad(fg_sorted: Tensor) -> Tensor:
 
 
 def lovasz_extension(errors: Tensor, fg: Tensor) -> Tensor:
-    """``sum_i e_(i) g_i``: errors sorted decreasingly against the Lovász gradient, ``(...)``."""
-    errors_sorted, order = errors.sort(dim=-1, descending=True)
-    return (errors_sorted * lovasz_grad(fg.gather(-1, order))).sum(-1)
+    """``sum_i e_(i) g_i``: errors sorted decreasingly, dotted with the Lovász gradient; ``(...)``.
+
+    The extension is piecewise linear in the errors, so its gradient is ``g`` mapped back to the
+    unsorted positions. The sort runs without autograd and only that map is kept for backward,
+    instead of the sorted values, the int64 permutation and ``g`` that a differentiable sort keeps.
+    """
+    with torch.no_grad():
+        order = errors.argsort(dim=-1, descending=True)
+        weights = torch.empty_like(errors).scatter_(-1, order, lovasz_grad(fg.gather(-1, order)))
+    return (errors * weights).sum(-1)
 
 
 @register("lovasz")
@@ -60,7 +67,9 @@ class LovaszLoss(SegmentationLoss):
             # the hinge averages every channel, present or not (as Berman et al.'s binary loss)
             present_only = False
         else:
-            errors = (fg - inp.probs).abs()
+            # where() keeps a bool mask for backward, abs() would keep the float difference
+            errors = torch.where(fg > 0.5, 1.0 - inp.probs, inp.probs) if inp.mode == "multiclass" \
+                else (fg - inp.probs).abs()
             present_only = inp.mode == "multiclass"
         valid = inp.valid
         if valid is not None:

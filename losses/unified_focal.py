@@ -50,7 +50,7 @@ class AsymmetricUnifiedFocalLoss(SegmentationLoss):
     def _asymmetric_focal(self, inp: SegInput) -> Tensor:
         d, g = self.delta, self.gamma
         if inp.mode == "multiclass":
-            log_pt = inp.log_probs.gather(1, inp.target.unsqueeze(1)).squeeze(1)
+            log_pt = inp.log_prob_of_target
             background = inp.target == 0
             suppress = (-torch.expm1(log_pt)).clamp_min(1e-12).pow(g)
             loss = torch.where(background, (1.0 - d) * suppress, torch.full_like(log_pt, d)) * -log_pt

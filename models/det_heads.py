@@ -25,7 +25,7 @@ the default ``(1, 2, 3)`` and anchors of 4–48 px the finest level sees 4-px ob
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,8 @@ from losses.box import BoxLoss, GIoULoss, L1BoxLoss
 ARCHS = ("retinanet", "fcos")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 BOX_SPACES = ("boxes", "deltas")
+# (boxes or codes, anchors) -> codes or boxes: a box coder's encode / decode, anchors second.
+Coder = Callable[[Tensor, Tensor], Tensor]
 
 
 class _BoxLossMixin:
@@ -73,7 +75,7 @@ class _BoxLossMixin:
     def _focal_sum(self, logits: Tensor, targets: Tensor) -> Tensor:
         return sigmoid_focal_loss(logits, targets, alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="sum")
 
-    def _regression(self, deltas: Tensor, anchors: Tensor, gt_boxes: Tensor, encode, decode) -> Tensor:
+    def _regression(self, deltas: Tensor, anchors: Tensor, gt_boxes: Tensor, encode: Coder, decode: Coder) -> Tensor:
         """``box_loss`` on the foreground rows (``deltas``, ``anchors``, matched ``gt_boxes``)."""
         if self.box_loss.box_space == "boxes":
             return self.box_loss(decode(deltas, anchors), gt_boxes)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from models.det_heads import set_box_loss
 from models.det_metrics import DetectionMetrics
-from models.segmentation import NonFiniteLossError
+from models.segmentation import NonFiniteLossError, optimizers_from_factories
 
 Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
 
@@ -101,8 +101,4 @@ class DetectionModule(pl.LightningModule):
         metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        return optimizers_from_factories(self, self.optimizer_factory, self.scheduler_factory, self.scheduler_interval)

@@ -139,8 +139,18 @@ class SegmentationModule(pl.LightningModule):
         return self.logits_to_labels(self.predict_logits(batch["image"]))
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        return optimizers_from_factories(self, self.optimizer_factory, self.scheduler_factory, self.scheduler_interval)
+
+
+def optimizers_from_factories(
+    module: nn.Module,
+    optimizer: Callable[..., torch.optim.Optimizer],
+    scheduler: Callable[..., Any] | None,
+    interval: str,
+) -> Any:
+    """Lightning's ``configure_optimizers`` result from the Hydra ``_partial_`` factories (shared by
+    every lossbench LightningModule)."""
+    built = optimizer(params=module.parameters())
+    if scheduler is None:
+        return built
+    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(optimizer=built), "interval": interval}}

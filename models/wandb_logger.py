@@ -27,6 +27,11 @@ def wandb_api_key_configured() -> bool:
         return False
 
 
+def default_offline() -> bool:
+    """Offline when no API key is configured, unless ``WANDB_MODE`` decides (W&B reads it itself)."""
+    return "WANDB_MODE" not in os.environ and not wandb_api_key_configured()
+
+
 def sweep_group() -> str | None:
     """The sweep dir's name in a Hydra multirun (the W&B group of its jobs); None for a single run."""
     from hydra.core.hydra_config import HydraConfig
@@ -52,7 +57,7 @@ class SweepWandbLogger(WandbLogger):
     def __init__(self, project: str = "lossbench", group: str | None = None, offline: bool | None = None,
                  tags: list[str] | tuple[str, ...] = (), **kwargs: Any) -> None:
         if offline is None:
-            offline = "WANDB_MODE" not in os.environ and not wandb_api_key_configured()
+            offline = default_offline()
         super().__init__(project=project, group=group or sweep_group(), offline=offline,
                          tags=[str(t) for t in tags], **kwargs)
 

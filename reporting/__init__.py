@@ -1,4 +1,5 @@
-"""Reporting: collect finished runs, compute the leaderboard statistics, write plots and report.html."""
-from reporting.pipeline import Comparison, compare
+"""Reporting: collect finished runs, compute the leaderboard statistics, write plots and report.html.
 
-__all__ = ["Comparison", "compare"]
+Entry point: ``reporting.pipeline.compare`` (what ``compare.py`` calls). Submodules import lazily so
+that training code using ``reporting.palette`` does not load pandas/matplotlib/scipy.
+"""

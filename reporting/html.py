@@ -8,9 +8,8 @@ from pathlib import Path
 
 from reporting.collect import Run
 from reporting.configdiff import ConfigDiff
-from reporting.leaderboard import Leaderboard
+from reporting.leaderboard import Leaderboard, column
 from reporting.markdown import describe, fmt, grouped, metric_cell
-from reporting.leaderboard import column
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem auto;max-width:1200px;

@@ -44,15 +44,6 @@ class Leaderboard:
     confidence: float
     notes: list[str] = field(default_factory=list)
 
-    def write(self, out_dir: Path) -> tuple[Path, Path]:
-        """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``out_dir``."""
-        from reporting.markdown import leaderboard_markdown
-
-        csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
-        self.table.to_csv(csv_path, index=False, float_format="%.6g")
-        md_path.write_text(leaderboard_markdown(self))
-        return csv_path, md_path
-
 
 def column(metric: str) -> str:
     """CSV column prefix of a metric name (``small_recall/small`` → ``small_recall_small``)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -48,6 +49,14 @@ def describe(lb: Leaderboard) -> list[str]:
         lines.append(f"With n ≤ {pairs} pairs the smallest possible two-sided Wilcoxon p is "
                      f"{2 / 2 ** pairs:.4f}; use more seeds (or `--test t`) to resolve small differences.")
     return lines + lb.notes
+
+
+def write_leaderboard(lb: Leaderboard, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``leaderboard.csv`` and ``leaderboard.md`` into ``out_dir``."""
+    csv_path, md_path = out_dir / "leaderboard.csv", out_dir / "leaderboard.md"
+    lb.table.to_csv(csv_path, index=False, float_format="%.6g")
+    md_path.write_text(leaderboard_markdown(lb))
+    return csv_path, md_path
 
 
 def leaderboard_markdown(lb: Leaderboard) -> str:

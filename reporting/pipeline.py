@@ -10,6 +10,7 @@ from reporting.collect import Run, collect_runs
 from reporting.configdiff import config_diff
 from reporting.html import write_report
 from reporting.leaderboard import Leaderboard, build_leaderboard
+from reporting.markdown import write_leaderboard
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline:
     if out_dir.is_file():
         raise ValueError(f"--out {str(out_dir)!r} is a file; expected a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = list(lb.write(out_dir))
+    files = list(write_leaderboard(lb, out_dir))
     images: list[Path] = []
     if plots:
         for made in (P.metric_bars(lb, out_dir), P.size_recall(lb, out_dir),

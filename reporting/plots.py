@@ -166,9 +166,10 @@ def prediction_grid(runs: list[Run], out_dir: Path, max_images: int = 4) -> list
         ref = None
         columns = []
         for loss, r in sorted(chosen.items()):
-            data = np.load(r.path / PREDICTIONS_FILE)
+            with np.load(r.path / PREDICTIONS_FILE) as npz:
+                data = {k: npz[k] for k in npz.files}
             if ref is None:
-                ref = {k: data[k] for k in data.files}
+                ref = data
             elif data["image"].shape != ref["image"].shape or not np.allclose(data["image"], ref["image"]):
                 continue
             columns.append((loss, data["prediction"]))

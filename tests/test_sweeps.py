@@ -174,3 +174,69 @@ def test_offline_wandb_multirun_gives_one_grouped_tagged_run_per_job(tmp_path):
         assert counts and set(counts) == {4}, "4 prediction panels per validation epoch"
         exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
         assert exits == [0]
+
+
+@pytest.mark.parametrize("preset,params", [
+    ("focal", ["loss.gamma", "loss.alpha"]),
+    ("tversky", ["loss.alpha", "loss.beta"]),
+    ("dice_focal", ["loss.terms.dice.weight", "loss.terms.focal.weight", "loss.terms.focal.gamma"]),
+])
+def test_hparams_search_presets_search_existing_loss_keys(preset, params, tmp_path):
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from runtime.compose import compose_config
+
+    try:
+        cfg = compose_config([f"hparams_search={preset}"], tmp_path)
+    finally:
+        GlobalHydra.instance().clear()
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert list(sweeper.params) == params
+    for key in params:  # an Optuna override of a key the loss does not have would fail every trial
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", key
+    assert cfg.optimized_metric == "val/miou"
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
+    sweep_dir = tmp_path / "optuna"
+    multirun(sweep_dir, "hparams_search=focal", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2")
+    recs = records(sweep_dir)
+    assert sorted(r["status"] for r in recs.values()) == ["completed", "completed"]
+    best = (sweep_dir / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "loss.gamma" in best
+    assert len(pd.read_csv(sweep_dir / "leaderboard.csv")) == 2  # each trial is its own variant row
+
+
+def _compose(overrides: list[str], tmp_path: Path):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runtime.compose import compose_config
+
+    try:
+        return compose_config(overrides, tmp_path)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_benchmark_presets_cover_the_registry_and_the_cpu_variant_is_a_delta(tmp_path):
+    from losses import available
+
+    full = _compose(["experiment=loss_benchmark"], tmp_path)
+    cpu = _compose(["experiment=loss_benchmark_cpu"], tmp_path)
+    for cfg in (full, cpu):
+        assert cfg.hydra.mode.name == "MULTIRUN"
+        assert cfg.hydra.sweeper.params.loss == full.hydra.sweeper.params.loss
+        assert cfg.hydra.sweeper.params.datamodule == "synthetic_imbalanced,synthetic_small"
+    losses = full.hydra.sweeper.params.loss.split(",")
+    assert sorted(losses) == sorted(set(available("segmentation")) - {"bce", "composite"})
+    assert (full.hydra.sweeper.params.seed, cpu.hydra.sweeper.params.seed) == ("1,2,3,4,5", "1,2,3")
+    assert (full.trainer.max_epochs, cpu.trainer.max_epochs) == (30, 4)
+    assert (full.datamodule.train_size, cpu.datamodule.train_size) == (800, 192)
+    assert cpu.model.net.encoder_depth == 3 and full.model.net.encoder_depth == 4
+
+    box = _compose(["experiment=box_loss_benchmark"], tmp_path)
+    assert box.task == "detection" and box.hydra.callbacks.compare.baseline == "giou"
+    assert sorted(box.hydra.sweeper.params.loss.split(",")) == available("detection")

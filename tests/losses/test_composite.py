@@ -30,19 +30,25 @@ def test_weighted_sum_and_last_terms(mode):
     assert not loss.last_terms["dice"].requires_grad
 
 
-def test_softmax_is_computed_once(monkeypatch):
-    calls = []
-    real = F.log_softmax
+def test_softmax_and_log_softmax_are_computed_once(monkeypatch):
+    """dice + tversky share one softmax; ce + focal share one log-softmax (their log p_y)."""
+    calls = {"softmax": 0, "log_softmax": 0}
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counting(module, name):
+        real = getattr(module, name)
 
-    monkeypatch.setattr(F, "log_softmax", counting)
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(F, "softmax")
+    counting(F, "log_softmax")
     logits, target = make_inputs("multiclass", c=4)
     loss = build_loss("composite", mode="multiclass", terms={"dice": {}, "ce": {}, "focal": {}, "tversky": {}})
     loss(logits, target)
-    assert len(calls) == 1
+    assert calls == {"softmax": 1, "log_softmax": 1}
 
 
 @pytest.mark.parametrize("spatial", [(6, 7), (3, 4, 5)])

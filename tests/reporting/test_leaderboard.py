@@ -10,7 +10,7 @@ import pytest
 
 from reporting.collect import collect_runs
 from reporting.leaderboard import build_leaderboard
-from reporting.markdown import describe
+from reporting.markdown import describe, write_leaderboard
 from reporting.stats import bootstrap_ci
 
 from .conftest import MIOU, seg_metrics, write_run
@@ -137,7 +137,7 @@ def test_detection_headline_metrics(tmp_path):
 
 def test_written_csv_and_markdown(sweep):
     lb = build_leaderboard(collect_runs([sweep]))
-    csv_path, md_path = lb.write(sweep)
+    csv_path, md_path = write_leaderboard(lb, sweep)
     table = pd.read_csv(csv_path)
     for col in ["loss", "datamodule", "n_runs", "n_failed", "rank", "miou_mean", "miou_std", "miou_ci_low",
                 "miou_ci_high", "miou_p", "miou_effect", "baseline", "test"]:
