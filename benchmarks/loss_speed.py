@@ -62,8 +62,10 @@ def peers(name: str, c: int, dims: int) -> dict[str, LossFn]:
         "focal_tversky": {"smp": S.TverskyLoss("multiclass", alpha=0.3, beta=0.7, gamma=0.75)},
         "generalized_dice": {"monai": monai(M.GeneralizedDiceLoss(**mc))},
         "mcc": {"smp": lambda x, t: S.MCCLoss()(torch.sigmoid(x), t.unsqueeze(1).float())},
-        "lovasz": {"smp": S.LovaszLoss("multiclass"),
-                   "kornia": lambda x, t: K.lovasz_softmax_loss(x, t)},
+        "lovasz": {"smp": S.LovaszLoss("multiclass")},
+        # kornia sorts per image and averages all classes: our per_image=True is its counterpart
+        "lovasz_per_image": {"smp": S.LovaszLoss("multiclass", per_image=True),
+                             "kornia": lambda x, t: K.lovasz_softmax_loss(x, t)},
         "cldice": {"monai": lambda x, t: M.SoftDiceclDiceLoss(softmax=True, include_background=False)(
             x, _one_hot(t, c))},
         "dice_ce": {"monai": monai(M.DiceCELoss(**mc))},
@@ -79,6 +81,8 @@ def peers(name: str, c: int, dims: int) -> dict[str, LossFn]:
 
 def ours(name: str, c: int) -> LossFn:
     mode = "binary" if name in BINARY else "multiclass"
+    if name == "lovasz_per_image":
+        return build_loss("lovasz", mode=mode, per_image=True)
     loss = build_loss(name, mode=mode)
     if loss.requires_class_counts:
         loss.set_class_counts(torch.arange(1, c + 1, dtype=torch.float64))
@@ -130,10 +134,10 @@ def measure(impls: dict[str, LossFn], logits: torch.Tensor, target: torch.Tensor
     return {name: (min(times[name]), saved_mib(fn, logits, target)) for name, fn in usable.items()}
 
 
-def run(case: str, reps: int, names: list[str]) -> list[str]:
+def run(case: str, reps: int, names: list[str]) -> None:
+    """Print one table row per loss for ``case``."""
     n, c, spatial = CASES[case]
     g = torch.Generator().manual_seed(0)
-    rows = []
     for name in names:
         channels = 1 if name in BINARY else c
         logits = torch.randn(n, channels, *spatial, generator=g)
@@ -143,17 +147,15 @@ def run(case: str, reps: int, names: list[str]) -> list[str]:
         results = measure({"ours": ours(name, c), **peers(name, c, len(spatial))}, logits, target, reps)
         t_ours, m_ours = results.pop("ours")
         if not results:
-            rows.append(f"{case:7} {name:17} {'(no peer)':>9} {t_ours * 1e3:9.1f} {'':>9} {'':>6} "
-                        f"{m_ours:9.1f} {'':>9} {'':>6}")
+            print(f"{case:7} {name:17} {'(no peer)':>9} {t_ours * 1e3:9.1f} {'':>9} {'':>6} "
+                  f"{m_ours:9.1f} {'':>9} {'':>6}", flush=True)
             continue
         fast_peer = min(results, key=lambda k: results[k][0])
         light_peer = min(results, key=lambda k: results[k][1])
         t_peer, m_peer = results[fast_peer][0], results[light_peer][1]
-        rows.append(f"{case:7} {name:17} {fast_peer + '/' + light_peer:>9} {t_ours * 1e3:9.1f} "
-                    f"{t_peer * 1e3:9.1f} {t_ours / t_peer:6.2f} {m_ours:9.1f} {m_peer:9.1f} "
-                    f"{m_ours / max(m_peer, 1e-9):6.2f}")
-        print(rows[-1], flush=True)
-    return rows
+        print(f"{case:7} {name:17} {fast_peer + '/' + light_peer:>9} {t_ours * 1e3:9.1f} "
+              f"{t_peer * 1e3:9.1f} {t_ours / t_peer:6.2f} {m_ours:9.1f} {m_peer:9.1f} "
+              f"{m_ours / max(m_peer, 1e-9):6.2f}", flush=True)
 
 
 def main() -> None:
@@ -161,7 +163,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--losses", default="ce,weighted_ce,bce,focal,dice,jaccard,tversky,focal_tversky,"
-                        "generalized_dice,mcc,lovasz,cldice,dice_ce,dice_focal,topk_ce,unified_focal")
+                        "generalized_dice,mcc,lovasz,lovasz_per_image,cldice,dice_ce,dice_focal,topk_ce,unified_focal")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads; 1 by default: on a loaded machine multi-threaded timings "
                              "measure scheduler stalls (one per op), not the work")

@@ -234,7 +234,7 @@ class SyntheticSegDataModule(pl.LightningDataModule):
         ignore_index: int | None = None,
         class_names: Sequence[str] | None = None,
         image_size: int | Sequence[int] = 64,
-        class_frequencies: Sequence[float] = (1.0, 0.8, 0.8, 0.025, 0.035),
+        class_frequencies: Sequence[float] = (1.0, 1.0, 0.7, 0.02, 0.03),
         shape_families: Sequence[str] = ("blob", "polygon", "curve", "blob", "polygon"),
         class_colors: Sequence[Sequence[float]] = (
             (0.9, 0.2, 0.2),
@@ -245,7 +245,7 @@ class SyntheticSegDataModule(pl.LightningDataModule):
         ),
         textures: Sequence[str] = ("flat", "stripes", "flat", "checker", "flat"),
         radius_range: Sequence[float] = (1.5, 8.0),
-        objects_per_image: Sequence[int] = (1, 5),
+        objects_per_image: Sequence[int] = (2, 8),
         curve_width: float = 2.0,
         contrast_range: Sequence[float] = (0.5, 0.9),
         background_texture: float = 0.12,

@@ -1,26 +1,21 @@
-"""Shared tensor plumbing for the segmentation losses: argument checks, mode handling, ignore masks,
-one-hot-free per-class sums and the reductions.
+"""Shared tensor plumbing for the segmentation losses: argument checks, mode handling, ignore masks
+and one-hot-free per-class sums.
 
 Every segmentation loss turns its ``(prediction, target)`` pair into one :class:`SegInput` and computes
 from it; a composite builds one :class:`SegInput` and hands it to all of its terms, so softmax /
-log-softmax are computed once per forward (they are cached on the object).
+log-softmax and the per-class sums are computed once per forward (they are cached on the object).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from losses.class_weights import SCHEMES, weights_from_counts
+from torch import Tensor
 
 MODES = ("binary", "multiclass", "multilabel")
 REDUCTIONS = ("mean", "sum", "none")
-
-ClassWeights = Union[None, str, Sequence[float], Tensor]
 
 
 def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
@@ -50,6 +45,10 @@ class SegInput:
     - ``valid``: ``None`` when nothing is ignored, else a bool mask shaped like ``target``.
     - ``probs`` / ``log_probs`` (cached): softmax / log-softmax over channels in multiclass mode,
       sigmoid / log-sigmoid elementwise otherwise; ``log_one_minus_probs`` for the sigmoid modes.
+    - ``log_prob_of_target`` (cached, multiclass): ``log p_y`` per position, ``(N, P)``.
+    - ``class_stats(squared)`` (cached): per-class soft ``(TP, sum p, sum t)``, ``(N, C)`` each.
+    - ``plan``: the names above that the coming terms will read; when a multiclass composite needs
+      both ``class_stats`` and ``log_prob_of_target``, one autograd node yields both.
     """
 
     def __init__(self, prediction: Tensor, target: Tensor, mode: str, from_logits: bool,
@@ -61,6 +60,9 @@ class SegInput:
             raise ValueError(f"target must be a tensor, got {type(target).__name__}")
         self.mode = mode
         self.from_logits = from_logits
+        # what the loss terms about to run will ask for (set by a composite), so that one autograd
+        # node can serve the softmax sums of region terms and the log p_y of pixel terms together
+        self.plan: frozenset[str] = frozenset()
         if prediction.dtype in (torch.float16, torch.bfloat16):
             prediction = prediction.float()  # float64 stays float64 (gradcheck)
         if mode == "binary":
@@ -96,7 +98,20 @@ class SegInput:
             return self.scores.gather(1, index).squeeze(1).clamp_min(1e-12).log()
         if "log_probs" in self.__dict__:
             return self.log_probs.gather(1, index).squeeze(1)
+        if self._fused_softmax_node:
+            return self._softmax_node[3]
         return _TargetLogSoftmax.apply(self.scores, self.target)
+
+    @property
+    def _fused_softmax_node(self) -> bool:
+        """True when one softmax node should give both the class sums and log p_y."""
+        return self.mode == "multiclass" and self.from_logits and \
+            {"class_stats", "log_prob_of_target"} <= self.plan and "probs" not in self.__dict__
+
+    @cached_property
+    def _softmax_node(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return _SoftmaxClassStats.apply(self.scores, self.target, self.valid_float,
+                                        self._fused_softmax_node)
 
     @cached_property
     def log_probs(self) -> Tensor:
@@ -141,7 +156,7 @@ class SegInput:
         key = f"_class_stats_{squared}"
         if key not in self.__dict__:
             if self.mode == "multiclass" and self.from_logits and not squared and "probs" not in self.__dict__:
-                stats = _SoftmaxClassStats.apply(self.scores, self.target, self.valid_float)
+                stats = self._softmax_node[:3]
             elif self.mode == "multiclass":
                 stats = self._multiclass_stats(self.probs, squared)
             else:
@@ -209,37 +224,64 @@ class _TargetLogSoftmax(torch.autograd.Function):
 
 
 class _SoftmaxClassStats(torch.autograd.Function):
-    """``softmax(x, 1)`` reduced to per-class ``(tp, sum_p, sum_t)`` (see ``SegInput.class_stats``).
+    """``softmax(x, 1)`` reduced to per-class ``(tp, sum_p, sum_t)`` (see ``SegInput.class_stats``)
+    and, with ``with_log_pt``, also ``log p_y`` per position (else an empty tensor).
 
-    Backward in one sweep: with ``G_ci = v_i (g_sp_c + g_tp_c [y_i = c])`` the softmax backward is
-    ``p_ci (G_ci - sum_k p_ki G_ki)``; the inner sum is a batched mat-vec plus the true class's
-    term, so no ``(N, C, P)`` gradient of the probabilities is formed.
+    Backward in one sweep: with ``G_ci = v_i (g_sp_c + g_tp_c [y_i = c])`` and ``g_l`` the gradient
+    of ``log p_y``, ``dx_ci = p_ci (G_ci - sum_k p_ki G_ki - g_l_i) + [c = y_i] g_l_i``; the inner
+    sum is a batched mat-vec plus the true class's term, so no ``(N, C, P)`` gradient of the
+    probabilities is formed and only ``p`` (and ``p_y``) is saved.
     """
 
     @staticmethod
-    def forward(ctx, scores: Tensor, target: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        p = F.softmax(scores, dim=1)
+    def forward(ctx, scores: Tensor, target: Tensor, valid: Tensor | None, with_log_pt: bool
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        index = target.unsqueeze(1)
+        if with_log_pt:
+            log_p = F.log_softmax(scores, dim=1)
+            log_pt = log_p.gather(1, index).squeeze(1)
+            p = log_p.exp_()
+        else:
+            p = F.softmax(scores, dim=1)
+            log_pt = p.new_zeros(0)
         n, c, _ = p.shape
-        p_true = p.gather(1, target.unsqueeze(1)).squeeze(1)
+        p_true = p.gather(1, index).squeeze(1)
         ones = torch.ones_like(p_true) if valid is None else valid
         tp = p.new_zeros(n, c).scatter_add_(1, target, p_true if valid is None else p_true * valid)
         t_sum = p.new_zeros(n, c).scatter_add_(1, target, ones)
         sum_p = p.sum(-1) if valid is None else torch.bmm(p, valid.unsqueeze(-1)).squeeze(-1)
-        ctx.save_for_backward(p, target, valid)
+        # p_true is kept (N*P floats, a 1/C share of p) to spare backward a gather over (N, C, P)
+        ctx.save_for_backward(p, target, valid, p_true)
+        ctx.with_log_pt = with_log_pt
         ctx.mark_non_differentiable(t_sum)
-        return tp, sum_p, t_sum
+        return tp, sum_p, t_sum, log_pt
 
     @staticmethod
-    def backward(ctx, g_tp: Tensor, g_sp: Tensor, _: Tensor) -> tuple[Tensor, None, None]:
-        p, target, valid = ctx.saved_tensors
+    def backward(ctx, g_tp: Tensor, g_sp: Tensor, _: Tensor, g_log_pt: Tensor
+                 ) -> tuple[Tensor, None, None, None]:
+        p, target, valid, p_true = ctx.saved_tensors
+        n, c, _ = p.shape
         index = target.unsqueeze(1)
-        p_true_g = p.gather(1, index).squeeze(1) * g_tp.gather(1, target)  # p_yi * g_tp_yi, (N, P)
-        inner = torch.bmm(g_sp.unsqueeze(1), p).squeeze(1) + p_true_g
-        grad = (g_sp.unsqueeze(-1) - inner.unsqueeze(1)).mul_(p)
-        grad.scatter_add_(1, index, p_true_g.unsqueeze(1))
+        # g_tp at each position's class: index_select from the flat (N*C) table is a plain gather
+        flat = (target + torch.arange(0, n * c, c, device=target.device).unsqueeze(1)).flatten()
+        g_true = g_tp.reshape(-1).index_select(0, flat).view_as(p_true)
+        # the region terms' gradients are zero on ignored positions: scale by v_i before adding g_l
+        direct = p_true * g_true  # p_y g_tp_y, (N, P)
         if valid is not None:
-            grad.mul_(valid.unsqueeze(1))
-        return grad, None, None
+            direct = direct * valid
+        inner = torch.bmm(g_sp.unsqueeze(1), p).squeeze(1)
+        if valid is not None:
+            inner = inner * valid
+        inner = inner + direct
+        if ctx.with_log_pt:
+            inner = inner + g_log_pt
+            direct = direct + g_log_pt
+        if valid is None:
+            grad = p.mul(g_sp.unsqueeze(-1))
+        else:
+            grad = p.mul(g_sp.unsqueeze(-1)).mul_(valid.unsqueeze(1))
+        grad.addcmul_(p, inner.unsqueeze(1), value=-1.0)
+        return grad.scatter_add_(1, index, direct.unsqueeze(1)), None, None, None
 
 
 def _binary_shapes(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -302,161 +344,6 @@ def _sigmoid_target(target: Tensor, shape: torch.Size, ignore_index: int | None,
             raise ValueError(f"target: {mode} mode expects values in [0, 1] (or ignore_index="
                              f"{ignore_index}), got values in [{low}, {high}]")
     return target, valid
-
-
-class SegmentationLoss(nn.Module):
-    """Base of every segmentation loss: the common keywords of CONTRACTS section 3.
-
-    ``class_weights`` has one meaning in every loss: the loss is a *weighted mean* over classes
-    (region losses: ``sum_c w_c L_c / sum_c w_c``) or over pixels weighted by their true class
-    (pixel losses: ``sum_i w_{y_i} l_i / sum_i w_{y_i}``, as ``torch.nn.functional.cross_entropy``).
-    Multiclass/multilabel weights have length C; binary weights have length 2 (background,
-    foreground). ``"auto"`` derives them from the training split's class pixel counts with
-    ``weight_scheme`` (see :mod:`losses.class_weights`) once :meth:`set_class_counts` is called.
-    All computation runs in float32, also under bf16/fp16 autocast.
-    """
-
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, class_weights: ClassWeights = None,
-                 include_background: bool = True, reduction: str = "mean",
-                 weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
-        super().__init__()
-        check_choice("mode", mode, MODES)
-        check_choice("reduction", reduction, REDUCTIONS)
-        check_choice("weight_scheme", weight_scheme, SCHEMES)
-        check_range("beta", beta, 0.0, 1.0, low_open=True, high_open=True)
-        if ignore_index is not None and not isinstance(ignore_index, int):
-            raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        self.mode = mode
-        self.from_logits = bool(from_logits)
-        self.ignore_index = ignore_index
-        self.include_background = bool(include_background)
-        self.reduction = reduction
-        self.weight_scheme = weight_scheme
-        self.beta = beta
-        self._auto_weights = isinstance(class_weights, str)
-        if self._auto_weights and class_weights != "auto":
-            raise ValueError(f"class_weights must be None, 'auto' or a list of per-class weights, "
-                             f"got {class_weights!r}")
-        self.register_buffer("class_weights", None if class_weights is None or self._auto_weights
-                             else _as_weights(class_weights), persistent=True)
-
-    @property
-    def requires_class_counts(self) -> bool:
-        return self._auto_weights and self.class_weights is None
-
-    def set_class_counts(self, counts: Tensor) -> None:
-        """Resolve ``class_weights="auto"`` from per-class training pixel counts ``(C,)``."""
-        if self._auto_weights:
-            self.class_weights = weights_from_counts(counts, self.weight_scheme, self.beta)
-
-    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        with torch.autocast(device_type=prediction.device.type, enabled=False):
-            return self.compute(self.prepare(prediction, target))
-
-    def prepare(self, prediction: Tensor, target: Tensor) -> SegInput:
-        return SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index)
-
-    def compute(self, inp: SegInput) -> Tensor:
-        raise NotImplementedError
-
-    def weights_for(self, inp: SegInput) -> Tensor | None:
-        """The class weights checked against the input's classes (``None`` if unweighted)."""
-        if self.requires_class_counts:
-            raise ValueError("class_weights='auto' needs set_class_counts(counts) before the "
-                             "first forward call")
-        w = self.class_weights
-        if w is None:
-            return None
-        expected = 2 if inp.mode == "binary" else inp.num_channels
-        if w.numel() != expected:
-            raise ValueError(f"class_weights: expected {expected} weights for {inp.mode} mode with "
-                             f"{inp.num_channels} channel(s), got {w.numel()}")
-        return w.to(inp.scores.device, inp.scores.dtype)
-
-    def reduce_classes(self, per_class: Tensor, inp: SegInput) -> Tensor:
-        """Reduce a per-class loss ``(N, C)`` or ``(C,)`` with weights, background and reduction."""
-        w = self.weights_for(inp)
-        if w is not None and inp.mode == "binary":
-            w = w[1:]
-        if not self.include_background and inp.mode != "binary":
-            per_class = per_class[..., 1:]
-            w = None if w is None else w[1:]
-        if w is not None:
-            per_class = per_class * w
-        if self.reduction == "none":
-            return per_class
-        if self.reduction == "sum":
-            return per_class.sum()
-        if per_class.numel() == 0:
-            return per_class.sum()
-        if w is None:
-            return per_class.mean()
-        denom = w.sum() * (per_class.numel() // max(w.numel(), 1))
-        return per_class.sum() / denom.clamp_min(1e-12)
-
-    def reduce_pixels(self, loss_map: Tensor, inp: SegInput, pixel_weights: Tensor | None) -> Tensor:
-        """Reduce a per-position loss shaped like ``inp.target``: weighted mean over valid positions.
-
-        ``pixel_weights`` (same shape or ``None``) already carries class weights and the ignore
-        mask; ``none`` returns the map in the prediction's layout with ignored positions at 0.
-        """
-        if pixel_weights is not None:
-            loss_map = loss_map * pixel_weights
-        if self.reduction == "none":
-            return self._unflatten(loss_map, inp)
-        total = loss_map.sum()
-        if self.reduction == "sum":
-            return total
-        count = pixel_weights.sum() if pixel_weights is not None else loss_map.new_tensor(loss_map.numel())
-        # an all-ignored batch has total == 0, so the clamp yields 0 (with a gradient), never NaN
-        return total / count.clamp_min(1e-12)
-
-    def _unflatten(self, loss_map: Tensor, inp: SegInput) -> Tensor:
-        n = loss_map.shape[0]
-        if inp.mode == "multiclass":
-            return loss_map.reshape(n, *inp.spatial_shape)
-        return loss_map.reshape(n, loss_map.shape[1], *inp.spatial_shape)
-
-    def pixel_weights(self, inp: SegInput, target_float: Tensor | None = None) -> Tensor | None:
-        """Per-position weights ``w_{y_i}`` times the valid mask (``None`` when all are 1).
-
-        Multiclass: ``(N, P)`` indexed by the true class (background pixels dropped when
-        ``include_background=False``). Sigmoid modes: ``(N, C, P)``; binary weights blend
-        background/foreground by the (soft) target, multilabel weights scale each channel.
-        """
-        w = self.weights_for(inp)
-        valid = inp.valid_float
-        if inp.mode == "multiclass":
-            if not self.include_background:
-                keep = (inp.target != 0).to(inp.scores.dtype)
-                valid = keep if valid is None else valid * keep
-            # index_select is a plain gather; advanced indexing w[target] is several times slower on CPU
-            pw = None if w is None else w.index_select(0, inp.target.flatten()).view_as(inp.target)
-        else:
-            t = inp.target if target_float is None else target_float
-            if w is None:
-                pw = None
-            elif inp.mode == "binary":
-                pw = w[0] + (w[1] - w[0]) * t
-            else:
-                pw = w.view(1, -1, 1).expand_as(t)
-            if not self.include_background and inp.mode == "multilabel":
-                keep = torch.ones_like(inp.scores[:1, :, :1])
-                keep[:, 0] = 0.0
-                valid = keep.expand_as(inp.scores) if valid is None else valid * keep
-        if pw is None:
-            return valid
-        return pw if valid is None else pw * valid
-
-
-def _as_weights(value: Sequence[float] | Tensor) -> Tensor:
-    weights = torch.as_tensor([float(v) for v in value], dtype=torch.float32) \
-        if not torch.is_tensor(value) else value.detach().float().flatten()
-    if weights.numel() == 0 or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-        raise ValueError(f"class_weights must be a non-empty list of finite, non-negative numbers, "
-                         f"got {weights.tolist()}")
-    return weights
 
 
 def safe_ratio(numerator: Tensor, denominator: Tensor, empty_value: float = 1.0) -> Tensor:

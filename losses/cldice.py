@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import ClassWeights, SegInput, check_range, safe_ratio
+from losses._common import SegInput, check_range, safe_ratio
+from losses.base import ClassWeights
 from losses.region import RegionLoss
 from losses.registry import register
 
@@ -75,14 +76,17 @@ class SoftClDiceLoss(RegionLoss):
         self.alpha = float(alpha)
         self.iterations = iterations
 
+    uses = frozenset({"probs"})
+
     def compute(self, inp: SegInput) -> Tensor:
+        all_probs = inp.probs  # before class_stats, so the sums reuse this softmax
         tp, sum_p, sum_t = inp.class_stats(False)
         if self.batch:
             tp, sum_p, sum_t = tp.sum(0), sum_p.sum(0), sum_t.sum(0)
         dice = 1.0 - safe_ratio(2.0 * tp + self.smooth, sum_p + sum_t + self.smooth)
         # skeletonise only the channels that are scored: the background's costs a full pass
         first = 0 if self.include_background or inp.mode == "binary" else 1
-        probs = inp.probs[:, first:]
+        probs = all_probs[:, first:]
         target = inp.hard_target_one_hot()[:, first:]
         shape = probs.shape[:2] + inp.spatial_shape
         skel_p = soft_skeleton(probs.reshape(shape), self.iterations).flatten(2)

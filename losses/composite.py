@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from losses._common import ClassWeights, SegmentationLoss, check_choice
+from losses._common import check_choice
+from losses.base import ClassWeights, SegmentationLoss
 from losses.registry import build_loss, get_loss_class, loss_task, register
 
 
@@ -83,6 +84,7 @@ class CompositeLoss(SegmentationLoss):
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
         with torch.autocast(device_type=prediction.device.type, enabled=False):
             inp = self.prepare(prediction, target)
+            inp.plan = frozenset().union(*(term.uses for term in self.terms.values()))
             total = None
             values: dict[str, Tensor] = {}
             for name, term in self.terms.items():

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import ClassWeights, SegInput, SegmentationLoss, check_range
+from losses._common import SegInput, check_range
+from losses.base import ClassWeights, SegmentationLoss
 from losses.registry import register
 
 
@@ -58,6 +59,8 @@ class CrossEntropyLoss(SegmentationLoss):
     weights and smoothing the whole smoothed term is weighted by ``w_y`` (torch weights the
     smoothing term per class instead). Defaults: no weights, no smoothing.
     """
+
+    uses = frozenset({"log_prob_of_target"})
 
     def __init__(self, mode: str = "multiclass", from_logits: bool = True,
                  ignore_index: int | None = None, class_weights: ClassWeights = None,
@@ -140,6 +143,8 @@ class FocalLoss(SegmentationLoss):
     ours keeps the softmax over all classes and drops the pixels labelled 0. ``class_weights``
     apply on top as in ``ce``. Defaults: ``gamma=2``, ``alpha=None``.
     """
+
+    uses = frozenset({"log_prob_of_target"})
 
     def __init__(self, mode: str = "multiclass", from_logits: bool = True,
                  ignore_index: int | None = None, gamma: float = 2.0,

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import ClassWeights, SegInput, SegmentationLoss
+from losses._common import SegInput
+from losses.base import ClassWeights, SegmentationLoss
 from losses.registry import register
 
 
@@ -59,6 +60,8 @@ class LovaszLoss(SegmentationLoss):
                          class_weights=class_weights, include_background=include_background,
                          reduction=reduction, weight_scheme=weight_scheme, beta=beta)
         self.per_image = bool(per_image)
+
+    uses = frozenset({"probs"})
 
     def compute(self, inp: SegInput) -> Tensor:
         fg = inp.hard_target_one_hot() if inp.mode == "multiclass" else inp.target

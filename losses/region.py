@@ -25,12 +25,15 @@ import math
 import torch
 from torch import Tensor
 
-from losses._common import ClassWeights, SegInput, SegmentationLoss, check_choice, check_range, safe_ratio
+from losses._common import SegInput, check_choice, check_range, safe_ratio
+from losses.base import ClassWeights, SegmentationLoss
 from losses.registry import register
 
 
 class RegionLoss(SegmentationLoss):
     """Shared machinery of the overlap losses; subclasses define :meth:`score`."""
+
+    uses = frozenset({"class_stats"})
 
     def __init__(self, mode: str = "multiclass", from_logits: bool = True,
                  ignore_index: int | None = None, class_weights: ClassWeights = None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._common import SegInput, SegmentationLoss, check_range, safe_ratio
+from losses._common import SegInput, check_range, safe_ratio
+from losses.base import SegmentationLoss
 from losses.registry import register
 
 
@@ -26,6 +27,8 @@ class AsymmetricUnifiedFocalLoss(SegmentationLoss):
     log-softmax / log-sigmoid instead. ``reduction`` is ``mean`` only (the two terms are means
     over different sets); ``last_terms`` holds both terms' values after each forward.
     """
+
+    uses = frozenset({"class_stats", "log_prob_of_target"})
 
     def __init__(self, mode: str = "multiclass", from_logits: bool = True,
                  ignore_index: int | None = None, weight: float = 0.5, delta: float = 0.6,

@@ -83,8 +83,9 @@ def test_class_pixel_counts_equal_a_brute_force_count_and_are_cached(preset) -> 
     torch.testing.assert_close(dm.class_pixel_counts(), expected, rtol=0, atol=0)
 
 
-def test_imbalanced_preset_has_sparse_foreground_and_a_long_tail(preset) -> None:
-    dm = preset("synthetic_imbalanced")
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_imbalanced_preset_has_sparse_foreground_and_a_long_tail(preset, seed: int) -> None:
+    dm = preset("synthetic_imbalanced", seed=seed)
     counts = dm.class_pixel_counts().numpy()
     foreground_share = counts[1:].sum() / counts.sum()
     assert 0.01 <= foreground_share <= 0.05, foreground_share
@@ -166,3 +167,11 @@ def test_binary_preset_masks_are_zero_or_one(preset) -> None:
     assert set(np.unique(masks).tolist()) == {0, 1}
     counts = dm.class_pixel_counts()
     assert counts[1] == (masks == 1).sum() and counts.sum() == masks.size
+
+
+def test_worker_processes_generate_the_same_batches(preset) -> None:
+    in_process = preset("synthetic_imbalanced", batch_size=4, **SMALL)
+    workers = preset("synthetic_imbalanced", batch_size=4, num_workers=2, persistent_workers=True, **SMALL)
+    for expected, got in zip(in_process.val_dataloader(), workers.val_dataloader(), strict=True):
+        torch.testing.assert_close(got["image"], expected["image"], rtol=0, atol=0)
+        torch.testing.assert_close(got["mask"], expected["mask"], rtol=0, atol=0)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
 from losses import build_loss
-from tests.losses.loss_inputs import IGNORE, grads, make_inputs, one_hot
+from tests.losses.loss_inputs import IGNORE, grads, make_inputs
 
 RTOL, ATOL = 1e-5, 1e-6
 
