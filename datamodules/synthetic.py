@@ -30,11 +30,14 @@ _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
 @dataclass(frozen=True)
 class SyntheticObject:
-    """One object of a layout: its class (1..K-1; 0 is background), shape and opacity."""
+    """One object of a layout: its class (1..K-1; 0 is background), shape, opacity, and the shape's
+    signed distance on its image window (computed once, used by both the mask and the image)."""
 
     label: int
     shape: shapes.Shape
     opacity: float
+    window: shapes.Window
+    distance: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,9 @@ class SyntheticSpec:
             family = self.shape_families[label - 1]
             extra = {"width": self.curve_width} if family == "curve" else {}
             shape = shapes.SHAPE_FAMILIES[family](rng, (float(center[0]), float(center[1])), float(radii[i]), **extra)
-            objects.append(SyntheticObject(label, shape, float(opacities[i])))
+            window = shapes.shape_window(shape, height, width)
+            distance = shapes.window_distance(shape, window)
+            objects.append(SyntheticObject(label, shape, float(opacities[i]), window, distance))
         return objects
 
     def mask(self, objects: Sequence[SyntheticObject], ignore_index: int | None = None) -> np.ndarray:
@@ -144,9 +149,8 @@ class SyntheticSpec:
         height, width = self.image_size
         mask = np.zeros((height, width), dtype=np.int64)
         for obj in objects:
-            window = shapes.shape_window(obj.shape, height, width)
-            inside = shapes.window_distance(obj.shape, window) <= 0.0
-            region = mask[window.slices]
+            inside = obj.distance <= 0.0
+            region = mask[obj.window.slices]
             if ignore_index is not None:
                 # The window has a 1-px margin around the shape, so the dilation fits inside it.
                 ring = ndimage.binary_dilation(inside, structure=_EIGHT_NEIGHBOURS) & ~inside
@@ -161,12 +165,11 @@ class SyntheticSpec:
         image = 0.5 + self.background_texture * shapes.smooth_noise(rng, 3, height, width, cells=4)
         image += 0.5 * self.background_texture * shapes.smooth_noise(rng, 3, height, width, cells=12)
         for obj in objects:
-            window = shapes.shape_window(obj.shape, height, width)
-            coverage = np.clip(0.5 - shapes.window_distance(obj.shape, window), 0.0, 1.0)
-            pattern = shapes.texture(self.textures[obj.label - 1], window, rng)
+            coverage = np.clip(0.5 - obj.distance, 0.0, 1.0)
+            pattern = shapes.texture(self.textures[obj.label - 1], obj.window, rng)
             color = np.asarray(self.class_colors[obj.label - 1])[:, None, None] * (0.5 + 0.5 * pattern)
             alpha = obj.opacity * coverage
-            region = image[(slice(None), *window.slices)]
+            region = image[(slice(None), *obj.window.slices)]
             region += alpha * (color - region)
         image = shapes.gaussian_blur(image, self.blur_sigma)
         image += self.noise_std * rng.standard_normal(image.shape)

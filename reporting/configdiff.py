@@ -45,5 +45,32 @@ def config_diff(runs: list[Run]) -> ConfigDiff:
     return ConfigDiff(varying, sorted(shared))
 
 
+# Resolved-config keys that legitimately differ between the runs of one leaderboard group.
+_PER_RUN_KEYS = {"seed", "resume", "tags", "ckpt_path"}
+_PER_RUN_PREFIXES = ("loss.", "logger.", "hydra.")
+
+
+def inconsistent_keys(runs: list[Run]) -> list[str]:
+    """Keys whose resolved values differ across ``runs`` beyond the loss, the seed and run paths.
+
+    Within one datamodule × model × variant group these should not exist: when they do, the runs
+    were made from different configs (e.g. a YAML edited between a sweep and its resume) and
+    their numbers are not comparable. Runs without a ``config.yaml`` are left out.
+    """
+    flat = [{k: str(v) for k, v in flatten(r.config).items()
+             if not _mentions_run_dir(v, r) and not _per_run(k)} for r in runs if r.config]
+    keys = sorted({k for f in flat for k in f})
+    return [k for k in keys if len({f.get(k, "<absent>") for f in flat}) > 1]
+
+
+def _per_run(key: str) -> bool:
+    return key in _PER_RUN_KEYS or key.endswith(".seed") or key.startswith(_PER_RUN_PREFIXES) or key == "loss"
+
+
 def _mentions_run_dir(value: Any, run: Run) -> bool:
-    return isinstance(value, str) and (str(run.path) in value or str(run.path.parent) in value)
+    """True for a path inside the run's dir: where it is now, or where it was written (moved sweeps)."""
+    if not isinstance(value, str):
+        return False
+    recorded = (run.config.get("paths") or {}).get("output_dir")
+    dirs = [str(run.path)] + ([str(recorded)] if recorded else [])
+    return any(value == d or value.startswith(d + "/") for d in dirs)

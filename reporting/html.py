@@ -20,7 +20,7 @@ table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
 th,td{border:1px solid #cdd3de;padding:.25rem .5rem;text-align:right;white-space:nowrap}
 th{background:#eef1f7}td.l,th.l{text-align:left}
 tr.best td{background:#e7f6e7;font-weight:600}tr.failed td{color:#a12}
-.meta{color:#556;font-size:.85rem}ul.notes{font-size:.85rem;color:#334}
+.meta{color:#556;font-size:.85rem}ul.notes{font-size:.85rem;color:#334}li.warn{color:#a12;font-weight:600}
 .scroll{overflow-x:auto}small{color:#556;font-weight:400}
 img{max-width:100%;border:1px solid #e3e6ec;margin:.4rem 0}
 code{background:#f3f4f7;padding:0 .2rem}
@@ -36,7 +36,8 @@ def write_report(path: Path, lb: Leaderboard, runs: list[Run], plots: list[Path]
         f"{', '.join(f'<code>{html.escape(str(s))}</code>' for s in sources)} · generated "
         f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
         "<h2 id=leaderboard>Leaderboard</h2>",
-        "<ul class=notes>" + "".join(f"<li>{_inline(line)}</li>" for line in describe(lb)) + "</ul>",
+        "<ul class=notes>" + "".join(f"<li{' class=warn' if line.startswith('WARNING') else ''}>{_inline(line)}</li>"
+                                     for line in describe(lb)) + "</ul>",
     ]
     for title, part in grouped(lb.table):
         body += [f"<h3>{html.escape(title)}</h3>", _leaderboard_table(lb, part)]

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from reporting.collect import Run
+from reporting.configdiff import inconsistent_keys
 from reporting.stats import TESTS, paired_test, summarize
 
 HEADLINE = {
@@ -67,9 +68,9 @@ def build_leaderboard(runs: list[Run], baseline: str = "ce", test: str = "wilcox
         errors = "; ".join(f"{r.path.name} ({r.loss}, seed {r.seed}): {r.error}" for r in runs[:5])
         raise ValueError(f"all {len(runs)} runs failed, nothing to compare; first errors: {errors}")
     split = "test" if any(k.startswith("test/") for r in completed for k in r.metrics) else "val"
-    notes: list[str] = []
-    values = _MetricReader(runs, split, notes)
+    values = _MetricReader(runs, split)
     names = _resolve_metrics(metrics, runs[0].task, completed, split, values)
+    notes = list(values.notes) if "iou_rare" in names else []
     rank_by = rank_by or names[0]
     if rank_by not in names:
         raise ValueError(f"rank_by {rank_by!r} is not among the leaderboard metrics {names}")
@@ -82,6 +83,7 @@ def build_leaderboard(runs: list[Run], baseline: str = "ce", test: str = "wilcox
     for key, group in sorted(groups.items()):
         _check_unique_seeds(key, group)
         rows.append(_row(key, group, groups, names, values, baseline, test, confidence))
+    notes += _inconsistency_notes(groups)
     table = pd.DataFrame(rows)
     table.insert(4, "rank", _ranks(table, column(rank_by) + "_mean"))
     if not any(variants.values()):
@@ -95,15 +97,16 @@ def build_leaderboard(runs: list[Run], baseline: str = "ce", test: str = "wilcox
 class _MetricReader:
     """Per-run metric values, including the derived ``iou_rare``."""
 
-    def __init__(self, runs: list[Run], split: str, notes: list[str]):
+    def __init__(self, runs: list[Run], split: str):
         self.split = split
         self.rare: dict[str, int] = {}
+        self.notes: list[str] = []
         for dm in sorted({r.datamodule for r in runs}):
             dm_runs = [r for r in runs if r.datamodule == dm]
             found = _rare_class(dm_runs, split)
             if found is not None:
                 self.rare[dm], how = found
-                notes.append(f"{dm}: iou_rare = IoU of class {self.rare[dm]}{_class_name(dm_runs, self.rare[dm])}, {how}")
+                self.notes.append(f"{dm}: iou_rare = IoU of class {self.rare[dm]}{_class_name(dm_runs, self.rare[dm])}, {how}")
 
     def __call__(self, run: Run, metric: str) -> float:
         if metric == "iou_rare":
@@ -182,6 +185,21 @@ def _variants(runs: list[Run]) -> dict[Path, str]:
         if k not in _NOT_VARIANT and not k.startswith("hydra")
         and len({p.get(k, p.get("+" + k)) for p in parsed.values()}) > 1)
     return {path: " ".join(f"{k}={p[k]}" for k in varying if k in p) for path, p in parsed.items()}
+
+
+def _inconsistency_notes(groups: dict[tuple[str, str, str, str], list[Run]]) -> list[str]:
+    by_setting: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    for (datamodule, model, variant, _loss), group in groups.items():
+        by_setting[(datamodule, model, variant)] += [r for r in group if r.completed]
+    notes = []
+    for setting, group in sorted(by_setting.items()):
+        keys = inconsistent_keys(group)
+        if keys:
+            shown = ", ".join(f"`{k}`" for k in keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+            notes.append(f"WARNING {' · '.join(s for s in setting if s)}: the runs differ in resolved config beyond "
+                         f"loss and seed ({shown}), e.g. a config edited between runs — these numbers are not "
+                         "comparable; see the config diff in report.html")
+    return notes
 
 
 def _check_unique_seeds(key: tuple[str, ...], group: list[Run]) -> None:

@@ -146,3 +146,16 @@ def test_written_csv_and_markdown(sweep):
     md = md_path.read_text()
     assert "| 1 | `dice` | 5 | 0 | 0.650 ± 0.036 [0.620, 0.680] |" in md
     assert "| 3 | `focal` | 4 | 1 |" in md and "0.1250" in md
+
+
+def test_runs_from_different_configs_are_flagged(sweep):
+    import yaml
+
+    assert not any(n.startswith("WARNING") for n in build_leaderboard(collect_runs([sweep])).notes)
+    edited = sweep / "13"  # a YAML edited before this job (focal, seed 4): its data differ
+    config = yaml.safe_load((edited / "config.yaml").read_text())
+    config["datamodule"]["class_frequencies"] = [1.0, 0.5]
+    config["trainer"]["default_root_dir"] = str(edited)  # a run path: differs by design, not flagged
+    (edited / "config.yaml").write_text(yaml.safe_dump(config))
+    warnings = [n for n in build_leaderboard(collect_runs([sweep])).notes if n.startswith("WARNING")]
+    assert len(warnings) == 1 and "(`datamodule.class_frequencies`)" in warnings[0]

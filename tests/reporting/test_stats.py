@@ -25,7 +25,7 @@ def test_exact_bootstrap_matches_binomial_inverse_cdf(n, k):
     assert bootstrap_ci(values, confidence=0.8) == pytest.approx((dist.ppf(0.1) / n, dist.ppf(0.9) / n), abs=1e-12)
 
 
-def test_monte_carlo_bootstrap_above_ten_values_is_seeded_and_agrees_with_scipy():
+def test_monte_carlo_bootstrap_above_eight_values_is_seeded_and_agrees_with_scipy():
     x = np.random.default_rng(3).normal(size=30)  # n > 8: Monte Carlo
     ours = bootstrap_ci(x, n_resamples=20_000, seed=0)
     assert ours == bootstrap_ci(x, n_resamples=20_000, seed=0)
