@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 from torchvision import tv_tensors
 from torchvision.datasets import CocoDetection
 from torchvision.transforms import v2
@@ -42,6 +41,7 @@ from torchvision.transforms import v2
 from datamodules.augment import build_augment
 from datamodules.det_collate import collate_detection
 from datamodules.image_io import read_image, to_float_tensor
+from datamodules.loaders import SplitLoadersMixin
 
 SPLITS = ("train", "val", "test")
 
@@ -140,7 +140,7 @@ class CocoBoxes(CocoDetection):
         }
 
 
-class CocoDataModule(pl.LightningDataModule):
+class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
     """COCO-format detection data (see the module docstring for layout and checks).
 
     ``num_classes`` must equal the number of categories in the json (the model config reads it
@@ -148,6 +148,8 @@ class CocoDataModule(pl.LightningDataModule):
     the side the detector rescales images to (longer side ≤ ``image_size``; detections are mapped
     back to the original pixels, so metrics use the original box areas).
     """
+
+    collate_fn = staticmethod(collate_detection)
 
     def __init__(
         self,
@@ -243,28 +245,6 @@ class CocoDataModule(pl.LightningDataModule):
             counts = ", ".join(f"{split}: {n}" for split, n in fixed.items())
             warnings.warn(f"coco: boxes reaching outside their image were clipped, zero-area ones dropped ({counts})",
                           stacklevel=2)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-            collate_fn=collate_detection,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 def _optional(root: Path, name: str | None, key: str) -> Path | None:

@@ -15,9 +15,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from scipy import ndimage
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from datamodules import shapes
+from datamodules.loaders import SplitLoadersMixin
 
 SPLITS = ("train", "val", "test")
 MODES = ("multiclass", "binary")
@@ -219,7 +220,7 @@ class SyntheticSegDataset(Dataset):
         return self.spec.mask(self.spec.layout(self.split, index), self.ignore_index)
 
 
-class SyntheticSegDataModule(pl.LightningDataModule):
+class SyntheticSegDataModule(SplitLoadersMixin, pl.LightningDataModule):
     """Synthetic segmentation data; every constructor argument is a config key
     (``configs/datamodule/synthetic_*.yaml``), see :class:`SyntheticSpec` for the generator.
 
@@ -324,25 +325,3 @@ class SyntheticSegDataModule(pl.LightningDataModule):
                 counts += np.bincount(labels[(labels >= 0) & (labels < self.num_classes)], minlength=self.num_classes)
             self._class_pixel_counts = torch.from_numpy(counts.astype(np.float64))
         return self._class_pixel_counts.clone()
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            num_workers=self.num_workers,
-            # Pinning only helps host-to-GPU copies and warns without CUDA; persistent workers need workers.
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from datamodules import shapes
 from datamodules.det_collate import collate_detection
 from datamodules.synthetic import SPLITS, SyntheticObject, SyntheticSpec
+from datamodules.loaders import SplitLoadersMixin
 
 CLUTTER_COLOR = (0.55, 0.55, 0.55)
 
@@ -65,7 +66,7 @@ class SyntheticDetDataset(Dataset):
         return image, self._targets(objects)
 
 
-class SyntheticDetDataModule(pl.LightningDataModule):
+class SyntheticDetDataModule(SplitLoadersMixin, pl.LightningDataModule):
     """Synthetic detection data; every constructor argument is a config key
     (``configs/datamodule/synthetic_det*.yaml``).
 
@@ -81,6 +82,8 @@ class SyntheticDetDataModule(pl.LightningDataModule):
     Attributes: ``num_classes`` (foreground classes; labels are ``1..num_classes``),
     ``class_names``, ``image_size`` (square side; the detector's input size). Batches: ``(list of images, list of target dicts)``.
     """
+
+    collate_fn = staticmethod(collate_detection)
 
     def __init__(
         self,
@@ -170,27 +173,6 @@ class SyntheticDetDataModule(pl.LightningDataModule):
         self.datasets = {
             split: SyntheticDetDataset(self.spec, split, self.sizes[split], self.num_classes) for split in SPLITS
         }
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-            collate_fn=collate_detection,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
