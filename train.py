@@ -89,8 +89,11 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     _follow_data(cfg, datamodule)
     _save_config(cfg)
     loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
+    counts = datamodule.class_pixel_counts() if hasattr(datamodule, "class_pixel_counts") else None
+    if counts is not None:
+        record["class_pixel_counts"] = [float(c) for c in counts]  # lets compare.py name the rare classes
     if getattr(loss, "requires_class_counts", False):
-        loss.set_class_counts(datamodule.class_pixel_counts())
+        loss.set_class_counts(counts)
     if getattr(loss, "class_weights", None) is not None:
         record["class_weights"] = [float(w) for w in loss.class_weights]
     model_kwargs: dict[str, Any] = {"loss": loss}

@@ -34,7 +34,9 @@ class _TrainTimer(pl.Callback):
 
 
 def lightning_run(steps: int, out: Path) -> float:
-    cfg = compose_config(["trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0"], out)
+    # No validation pass (its metrics do not exist, so early stopping has nothing to watch): training steps alone.
+    cfg = compose_config(["trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
+                          "~callbacks.early_stopping"], out)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
     model = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))

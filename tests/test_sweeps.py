@@ -199,7 +199,6 @@ def test_hparams_search_presets_search_existing_loss_keys(preset, params, tmp_pa
     assert cfg.optimized_metric == "val/miou"
 
 
-@pytest.mark.slow
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
     sweep_dir = tmp_path / "optuna"
     multirun(sweep_dir, "hparams_search=focal", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2")
