@@ -100,9 +100,9 @@ class SegmentationModule(pl.LightningModule):
         loss = self.loss(logits, batch["mask"])
         terms = getattr(self.loss, "last_terms", None) or {}
         if not torch.isfinite(loss):
-            described = ", ".join(f"{name}={float(value):.4g}" for name, value in terms.items())
+            described = ", ".join(f"{name}={value.detach().item():.4g}" for name, value in terms.items())
             raise NonFiniteLossError(
-                f"non-finite training loss {float(loss)} at global step {self.global_step} "
+                f"non-finite training loss {loss.detach().item()} at global step {self.global_step} "
                 f"(epoch {self.current_epoch}, batch {batch_idx})" + (f"; terms: {described}" if described else "")
             )
         batch_size = batch["image"].shape[0]
