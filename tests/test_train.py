@@ -138,3 +138,22 @@ def test_ddp_cpu_evaluation_equals_single_process(tmp_path):
     assert single["status"] == ddp["status"] == "completed"
     for key in ("test/miou", "test/pixel_acc", "test/object_recall", "val/dice_fg"):
         assert ddp["metrics"][key] == pytest.approx(single["metrics"][key], abs=1e-6), key
+
+
+def test_run_dirs_are_unique_per_invocation_and_shared_by_sweep_workers():
+    # Run/sweep dir names end in a per-invocation id: two runs started in the same second differ,
+    # while a sweep's worker processes inherit the id (through the environment) and agree.
+    hydra_cfg = (REPO / "configs" / "hydra" / "default.yaml").read_text()
+    assert hydra_cfg.count("_${lossbench_run_id:}") == 2
+    code = "import train; from omegaconf import OmegaConf; print(OmegaConf.create({'a': '${lossbench_run_id:}'}).a)"
+    env = {k: v for k, v in os.environ.items() if k != "LOSSBENCH_RUN_ID"}
+
+    def run_id(extra_env: dict) -> str:
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, **extra_env},
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.strip().splitlines()[-1]
+
+    first, second = run_id({}), run_id({})
+    assert len(first) == 6 and first != second
+    assert run_id({"LOSSBENCH_RUN_ID": "abc123"}) == "abc123"
