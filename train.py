@@ -14,11 +14,17 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from runtime.builders import check_loss_fits_task, config_choice, instantiate_callbacks, instantiate_loggers
+from runtime.builders import (
+    check_loss_fits_task,
+    config_choice,
+    fill_from_datamodule,
+    instantiate_callbacks,
+    instantiate_loggers,
+)
 from runtime.run_record import is_completed, one_line_error, package_versions, read_record, write_record
 
 log = logging.getLogger("lossbench")
@@ -71,22 +77,13 @@ def _save_config(cfg: DictConfig) -> None:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
 
-def _follow_data(cfg: DictConfig, datamodule: pl.LightningDataModule) -> None:
-    """Datamodule keys left null in the config (e.g. ``in_channels: null`` = follow the images) are
-    filled from the constructed datamodule, so the model config's interpolations see real values."""
-    with open_dict(cfg):
-        for key in ("in_channels", "num_classes"):
-            if key in cfg.datamodule and cfg.datamodule[key] is None and getattr(datamodule, key, None) is not None:
-                cfg.datamodule[key] = getattr(datamodule, key)
-
-
 def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     """Build everything from ``cfg``, fit, evaluate the best checkpoint; fills ``record`` in place."""
     pl.seed_everything(cfg.seed, workers=True)
     check_loss_fits_task(record["loss"], cfg.task)
 
     datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
-    _follow_data(cfg, datamodule)
+    fill_from_datamodule(cfg, datamodule)
     _save_config(cfg)
     loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
     counts = datamodule.class_pixel_counts() if hasattr(datamodule, "class_pixel_counts") else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
@@ -45,6 +45,15 @@ def check_loss_fits_task(loss_name: str, task: str) -> None:
             f"Segmentation losses: {', '.join(available('segmentation'))}. "
             f"Detection losses: {', '.join(available('detection'))}."
         )
+
+
+def fill_from_datamodule(cfg: DictConfig, datamodule: object) -> None:
+    """Datamodule keys left null in the config (e.g. ``in_channels: null`` = follow the images) are
+    filled from the constructed datamodule, so the model config's interpolations see real values."""
+    with open_dict(cfg):
+        for key in ("in_channels", "num_classes"):
+            if key in cfg.datamodule and cfg.datamodule[key] is None and getattr(datamodule, key, None) is not None:
+                cfg.datamodule[key] = getattr(datamodule, key)
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
