@@ -74,7 +74,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     cfg = compose_default()
-    datamodule = hydra.utils.instantiate(cfg.datamodule)
+    # Raw generation: the in-memory sample cache is off, so every access draws the sample.
+    datamodule = hydra.utils.instantiate(cfg.datamodule, cache=False)
     model = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
     optimizer = hydra.utils.instantiate(cfg.model.optimizer)(model.parameters())
     model.train()
@@ -101,7 +102,19 @@ def main() -> None:
               f"{generated / trained:>12.1f}x | {loaded / trained:>15.1f}x")
     ratio = statistics.median(loaded / trained for _, loaded, trained in rows)
     verdict = "met" if ratio >= 10 else "NOT met"
-    print(f"median DataLoader/train ratio: {ratio:.1f}x (goal >= 10x: {verdict}); absolute rates are machine noise")
+    print(f"median DataLoader/train ratio, raw generation: {ratio:.1f}x (goal >= 10x: {verdict}); "
+          "absolute rates are machine noise")
+
+    # The default config caches samples (cache: true): epoch 1 generates, later epochs read memory.
+    cached = hydra.utils.instantiate(cfg.datamodule)
+    samples = len(cached.datasets["train"])
+    first, later = loader_rate(cached.train_dataloader(), samples), loader_rate(cached.train_dataloader(), samples)
+    epochs = cfg.trainer.max_epochs
+    amortized = epochs / (1 / first + (epochs - 1) / later)
+    trained = statistics.median(row[2] for row in rows)
+    verdict = "met" if amortized / trained >= 10 else "NOT met"
+    print(f"default config (cache: true): epoch 1 {first:.1f}/s, later epochs {later:.1f}/s; over the default "
+          f"{epochs} epochs {amortized:.1f}/s = {amortized / trained:.1f}x the train step (goal >= 10x: {verdict})")
 
 
 if __name__ == "__main__":

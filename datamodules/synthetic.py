@@ -185,7 +185,8 @@ class SyntheticSegDataset(Dataset):
     """``length`` samples of one split: ``{"image": float32 (in_channels, H, W), "mask": int64 (H, W)}``.
 
     Images are normalised as ``(x - 0.5) / 0.25``; ``in_channels=1`` averages the RGB channels first.
-    Every ``__getitem__`` regenerates its sample (nothing is cached), deterministically.
+    Samples are generated deterministically on first access; with ``cache=True`` they are kept in
+    memory (per process: each DataLoader worker keeps its own), so later epochs cost no generation.
     """
 
     def __init__(
@@ -195,11 +196,13 @@ class SyntheticSegDataset(Dataset):
         length: int,
         in_channels: int = 3,
         ignore_index: int | None = None,
+        cache: bool = False,
     ) -> None:
         if split not in SPLITS:
             _fail("split", split, f"one of {list(SPLITS)}")
         self.spec, self.split, self.length = spec, split, length
         self.in_channels, self.ignore_index = in_channels, ignore_index
+        self._cache: dict[int, dict[str, torch.Tensor]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -207,6 +210,13 @@ class SyntheticSegDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for the {self.split} split of {self.length} samples")
+        if self._cache is None:
+            return self._generate(index)
+        if index not in self._cache:
+            self._cache[index] = self._generate(index)
+        return self._cache[index]
+
+    def _generate(self, index: int) -> dict[str, torch.Tensor]:
         objects = self.spec.layout(self.split, index)
         image = self.spec.image(objects, self.split, index)
         if self.in_channels == 1:
@@ -263,6 +273,8 @@ class SyntheticSegDataModule(SplitLoadersMixin, pl.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        cache: bool = True,
+        cache_max_gb: float = 2.0,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -308,11 +320,19 @@ class SyntheticSegDataModule(SplitLoadersMixin, pl.LightningDataModule):
         self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
         self.seed, self.batch_size, self.num_workers = int(seed), int(batch_size), int(num_workers)
         self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
+        if cache_max_gb < 0:
+            _fail("cache_max_gb", cache_max_gb, "a size in GB >= 0")
+        self.cache = bool(cache) and self.cache_bytes() <= cache_max_gb * 2**30
         self.datasets = {split: self._dataset(split) for split in SPLITS}
         self._class_pixel_counts: torch.Tensor | None = None
 
+    def cache_bytes(self) -> int:
+        """Memory that caching every sample of every split takes (float32 image + int64 mask)."""
+        pixels = self.spec.image_size[0] * self.spec.image_size[1]
+        return sum(self.sizes.values()) * pixels * (4 * self.in_channels + 8)
+
     def _dataset(self, split: str) -> SyntheticSegDataset:
-        return SyntheticSegDataset(self.spec, split, self.sizes[split], self.in_channels, self.ignore_index)
+        return SyntheticSegDataset(self.spec, split, self.sizes[split], self.in_channels, self.ignore_index, self.cache)
 
     def class_pixel_counts(self) -> torch.Tensor:
         """Exact per-class pixel counts ``(num_classes,)`` float64 over the training split (masks

@@ -44,6 +44,7 @@ def sample(dm: SyntheticSegDataModule, split: str, index: int) -> tuple[np.ndarr
         ({"in_channels": 2}, "in_channels"),
         ({"ignore_index": 3}, "ignore_index"),
         ({"batch_size": 0}, "batch_size"),
+        ({"cache_max_gb": -1.0}, "cache_max_gb"),
     ],
 )
 def test_invalid_parameters_name_the_argument(overrides: dict, argument: str) -> None:
@@ -175,3 +176,20 @@ def test_worker_processes_generate_the_same_batches(preset) -> None:
     for expected, got in zip(in_process.val_dataloader(), workers.val_dataloader(), strict=True):
         torch.testing.assert_close(got["image"], expected["image"], rtol=0, atol=0)
         torch.testing.assert_close(got["mask"], expected["mask"], rtol=0, atol=0)
+
+
+def test_cache_returns_the_generated_samples_without_regenerating(preset, monkeypatch) -> None:
+    cached = preset("synthetic_imbalanced", **SMALL)
+    fresh = preset("synthetic_imbalanced", cache=False, **SMALL)
+    assert cached.cache and not fresh.cache
+    calls = []
+    dataset = cached.datasets["train"]
+    generate = dataset._generate
+    monkeypatch.setattr(dataset, "_generate", lambda index: calls.append(index) or generate(index))
+    for _ in range(2):  # two "epochs"
+        for index in range(4):
+            got, want = dataset[index], fresh.datasets["train"][index]
+            assert torch.equal(got["image"], want["image"]) and torch.equal(got["mask"], want["mask"])
+    assert calls == [0, 1, 2, 3]  # generated once each, then served from memory
+    # A split set that does not fit in cache_max_gb is generated on every access instead.
+    assert not preset("synthetic_imbalanced", cache_max_gb=cached.cache_bytes() / 2**30 / 2, **SMALL).cache
