@@ -8,6 +8,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from runtime.run_record import RECORD_NAME
+
 STATUSES = ("completed", "failed")
 _REQUIRED_KEYS = ("status", "task", "loss", "datamodule")
 
@@ -43,9 +45,9 @@ class Run:
 def find_metrics_files(root: Path) -> list[Path]:
     """Every ``metrics.json`` under ``root``, skipping hidden dirs and W&B's local files."""
     if root.is_file():
-        return [root] if root.name == "metrics.json" else []
+        return [root] if root.name == RECORD_NAME else []
     found = []
-    for path in sorted(root.rglob("metrics.json")):
+    for path in sorted(root.rglob(RECORD_NAME)):
         parts = path.relative_to(root).parts[:-1]
         if any(p.startswith(".") or p == "wandb" for p in parts):
             continue
@@ -80,7 +82,7 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[Run]:
 
 def read_run(run_dir: Path) -> Run:
     """Read ``run_dir/metrics.json`` and, when present, ``config.yaml`` and ``.hydra/overrides.yaml``."""
-    path = run_dir / "metrics.json"
+    path = run_dir / RECORD_NAME
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
