@@ -14,23 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from common.checks import check_choice, check_range  # noqa: F401  (re-exported for the losses)
+from common.names import REDUCTIONS  # noqa: F401
+
 MODES = ("binary", "multiclass", "multilabel")
-REDUCTIONS = ("mean", "sum", "none")
-
-
-def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-
-
-def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False,
-                high_open: bool = False) -> None:
-    """Raise ``ValueError`` unless ``low <= value <= high`` (with open ends where asked)."""
-    bad_low = value <= low if low_open else value < low
-    bad_high = value >= high if high_open else value > high
-    if bad_low or bad_high:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
 
 
 class SegInput:

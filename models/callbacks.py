@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_only
 
-from reporting.palette import colorize, to_display
+from common.palette import colorize, to_display
 
 PREDICTIONS_FILE = "test_predictions.npz"
 

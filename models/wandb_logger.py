@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import WandbLogger
 
-from reporting.configdiff import flatten
+from common.flatten import flatten
 
 _CHOSEN_GROUPS = ("loss", "datamodule", "model", "trainer", "experiment")
 

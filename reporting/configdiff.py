@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from common.flatten import flatten
 from reporting.collect import Run
 
 
@@ -14,20 +15,6 @@ class ConfigDiff:
 
     varying: dict[str, Counter]
     shared_overrides: list[str]
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts/lists → ``{"a.b.0": value}``."""
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
-        items = ((str(i), v) for i, v in enumerate(node))
-    else:
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for k, v in items:
-        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
 
 
 def config_diff(runs: list[Run]) -> ConfigDiff:

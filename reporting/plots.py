@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from reporting.collect import Run
 from reporting.leaderboard import Leaderboard, column
 from reporting.markdown import grouped
-from reporting.palette import class_colors, to_display
+from common.palette import class_colors, to_display
 
 PREDICTIONS_FILE = "test_predictions.npz"
 _DPI = 110

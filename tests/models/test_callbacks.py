@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.callbacks import LogValPredictions, SaveTestPredictions, prediction_panels
-from reporting.palette import CLASS_COLORS
+from common.palette import CLASS_COLORS
 
 
 class FakeModule:
