@@ -25,6 +25,7 @@ from runtime.builders import (
     instantiate_callbacks,
     instantiate_loggers,
 )
+from runtime.detection_wiring import wire_detection
 from runtime.run_record import is_completed, one_line_error, package_versions, read_record, write_record
 
 log = logging.getLogger("lossbench")
@@ -84,6 +85,7 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
 
     datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
     fill_from_datamodule(cfg, datamodule)
+    record.update(wire_detection(cfg, datamodule))  # anchors fitted to the data, step budget
     _save_config(cfg)
     loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
     counts = datamodule.class_pixel_counts() if hasattr(datamodule, "class_pixel_counts") else None

@@ -8,9 +8,13 @@ Layout (``root`` and file names are config keys)::
                                                from annotations.json by a seeded split of image ids
 
 Reading goes through torchvision's ``CocoDetection`` (pycocotools index) with images read by
-:mod:`datamodules.image_io` (8/16-bit, grey replicated to RGB). Training images get the
-``augment`` pipeline of :mod:`datamodules.augment` (``transforms.v2``, so boxes follow flips,
-rotations and affine warps; boxes pushed out of the image are dropped with their labels).
+:mod:`datamodules.image_io` (8/16-bit, grey replicated to RGB). Resolution follows
+:mod:`datamodules.resolution`: native pixels up to the cap ``image_size`` (larger images are
+downscaled, none upscaled); training reads random ``train_crop`` windows, optionally at a random
+scale in ``scale_range``, then the ``augment`` pipeline of :mod:`datamodules.augment`
+(``transforms.v2``, so boxes follow crops, flips, rotations and affine warps; boxes pushed out of
+the image are dropped with their labels). Validation and test images are returned whole and
+unscaled: the detector applies the same cap and reports boxes in original pixels.
 
 Targets: ``boxes`` float32 (K, 4) xyxy px, ``labels`` int64 in ``[1, num_classes]`` (category ids
 sorted ascending → 1, 2, …; ``class_names`` keeps their names), ``iscrowd`` int64 (K,) for val/test.
@@ -39,9 +43,11 @@ from torchvision.datasets import CocoDetection
 from torchvision.transforms import v2
 
 from datamodules.augment import build_augment
+from datamodules.box_stats import BoxStatistics
 from datamodules.det_collate import collate_detection
 from datamodules.image_io import read_image, to_float_tensor
 from datamodules.loaders import SplitLoadersMixin
+from datamodules.resolution import downscale_factor, training_resolution
 
 SPLITS = ("train", "val", "test")
 
@@ -145,8 +151,13 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
 
     ``num_classes`` must equal the number of categories in the json (the model config reads it
     before any file is opened); ``class_names: null`` takes the category names. ``image_size`` is
-    the side the detector rescales images to (longer side ≤ ``image_size``; detections are mapped
-    back to the original pixels, so metrics use the original box areas).
+    the resolution cap: images keep their native pixels up to a longer side of ``image_size`` and
+    larger ones are downscaled to it (the detector applies the same rule and maps detections back
+    to the original pixels, so metrics use the original box areas). ``train_crop`` (px or null)
+    and ``scale_range`` (``[low, high]`` or null) are the training side of that policy.
+    ``split_seed`` seeds the carved val/test split (null: ``seed``, which also orders the training
+    batches); a fixed one keeps the split — and the anchors fitted to it — equal across seeds.
+    :meth:`box_statistics` reports the training boxes for the anchor fit.
     """
 
     collate_fn = staticmethod(collate_detection)
@@ -165,6 +176,9 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         image_size: int = 512,
         augment: Mapping[str, Any] | None = None,
         seed: int = 1,
+        train_crop: int | None = None,
+        scale_range: Sequence[float] | None = None,
+        split_seed: int | None = None,
         batch_size: int = 4,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -183,6 +197,10 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
             raise ValueError(f"coco: val_share + test_share must be < 1, got {val_share} + {test_share}")
         if not (isinstance(image_size, int) and image_size >= 32):
             raise ValueError(f"coco: image_size must be an int >= 32, got {image_size!r}")
+        if train_crop is not None and not (isinstance(train_crop, int) and 32 <= train_crop):
+            raise ValueError(f"coco: train_crop must be null or an int >= 32, got {train_crop!r}")
+        if scale_range is not None and not (len(scale_range) == 2 and 0 < scale_range[0] <= scale_range[1]):
+            raise ValueError(f"coco: scale_range must be null or [low, high] with 0 < low <= high, got {scale_range!r}")
         self.files = {"train": self.root / annotations, "val": _optional(self.root, val_annotations, "val_annotations"),
                       "test": _optional(self.root, test_annotations, "test_annotations")}
         self.label_of, names = self._categories()
@@ -197,6 +215,9 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         self.class_names = list(class_names) if class_names is not None else names
         self.image_size, self.augment_spec = int(image_size), dict(augment or {})
         self.shares, self.seed = {"val": float(val_share), "test": float(test_share)}, int(seed)
+        self.split_seed = int(seed if split_seed is None else split_seed)
+        self.train_crop = None if train_crop is None else int(train_crop)
+        self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
         self.datasets: dict[str, CocoBoxes] = {}
@@ -224,7 +245,7 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
             own_file = self.files[split] if split != "train" else None
             ann_file = own_file or self.files["train"]
             ids = None if own_file is not None else carved[split]
-            augment = build_augment(self.augment_spec, boxes=True) if split == "train" else None
+            augment = self._train_transform() if split == "train" else None
             self.datasets[split] = CocoBoxes(image_root, ann_file, ids, self.label_of, split != "train", augment)
         self._check_annotations()
 
@@ -232,12 +253,31 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         """A seeded split of the main file's image ids into train and the splits without a file."""
         with contextlib.redirect_stdout(io.StringIO()):
             ids = np.array(sorted(CocoDetection(str(self.root), str(self.files["train"])).coco.imgs), dtype=np.int64)
-        order = np.random.default_rng(self.seed).permutation(len(ids))
+        order = np.random.default_rng(self.split_seed).permutation(len(ids))
         counts = {s: int(round(self.shares[s] * len(ids))) if self.files[s] is None else 0 for s in ("val", "test")}
         val = ids[order[: counts["val"]]]
         test = ids[order[counts["val"]: counts["val"] + counts["test"]]]
         train = ids[order[counts["val"] + counts["test"]:]]
         return {"train": sorted(train.tolist()), "val": sorted(val.tolist()), "test": sorted(test.tolist())}
+
+    def _train_transform(self) -> v2.Transform:
+        augment = build_augment(self.augment_spec)
+        steps = training_resolution(self.image_size, self.train_crop, self.scale_range)
+        return v2.Compose([*steps, *([augment] if augment is not None else []), v2.SanitizeBoundingBoxes()])
+
+    def box_statistics(self) -> BoxStatistics:
+        """The training split's boxes in network pixels (scaled by the resolution cap), read from the
+        annotations alone (no image is decoded)."""
+        self.setup("fit")
+        dataset = self.datasets["train"]
+        boxes, downscaled = [], 0
+        for index, image_id in enumerate(dataset.ids):
+            info = dataset.coco.imgs[image_id]
+            factor = downscale_factor(info["height"], info["width"], self.image_size)
+            downscaled += factor < 1.0
+            boxes.append(dataset.target(index)[0]["boxes"].double().numpy() * factor)
+        return BoxStatistics(np.concatenate(boxes) if boxes else np.zeros((0, 4)), len(dataset.ids), int(downscaled),
+                             self.image_size)
 
     def _check_annotations(self) -> None:
         fixed = {split: sum(ds.target(i)[1] for i in range(len(ds))) for split, ds in self.datasets.items()}

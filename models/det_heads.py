@@ -18,19 +18,23 @@ RetinaNet's ignored band) and build from it:
   gives 0 with a gradient;
 - FCOS centre-ness: binary cross-entropy as in torchvision, per foreground anchor.
 
-The backbone is a ResNet (``weights=None``: nothing is downloaded) with trainable BatchNorm and an
-FPN on ``returned_layers`` (1 → stride 4, 2 → 8, 3 → 16, 4 → 32) plus one max-pooled level; with
-the default ``(1, 2, 3)`` and anchors of 4–48 px the finest level sees 4-px objects.
+The backbone is a ResNet (random init by default: nothing is downloaded; ``backbone_weights`` names
+torchvision ImageNet weights, see :func:`backbone_state_dict`) with trainable BatchNorm and an FPN on
+``returned_layers`` (1 → stride 4, 2 → 8, 3 → 16, 4 → 32) plus one max-pooled level; with the
+default ``(1, 2, 3)`` and anchors of 4–48 px the finest level sees 4-px objects. Images keep their
+native resolution up to ``image_size`` (:mod:`models.det_transform`).
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet
+from torchvision.models import get_model_weights, resnet
 from torchvision.models.detection import FCOS, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -40,6 +44,7 @@ from torchvision.ops import sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from losses.box import BoxLoss, GIoULoss, L1BoxLoss
+from models.det_transform import NativeResolutionTransform
 
 ARCHS = ("retinanet", "fcos")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -171,11 +176,58 @@ class BoxLossFCOSHead(_BoxLossMixin, FCOSHead):
         return {"classification": classification, "bbox_regression": box, "bbox_ctrness": ctrness}
 
 
+RANDOM_INIT_MEAN, RANDOM_INIT_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+class BackboneWeightsUnavailable(RuntimeError):
+    """Pretrained backbone weights are neither in torch's cache nor downloadable."""
+
+
+def _weights_enum(backbone: str, weights: str) -> Any:
+    options = get_model_weights(backbone)
+    if weights not in options.__members__:
+        raise ValueError(f"detector: backbone_weights={weights!r} is not a torchvision weight of {backbone}; "
+                         f"accepted: {list(options.__members__)} (or null: random init)")
+    return options[weights]
+
+
+def weights_cache_file(backbone: str, weights: str) -> Path:
+    """Where torch caches ``weights`` of ``backbone``: ``$TORCH_HOME/hub/checkpoints/<file of the url>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(_weights_enum(backbone, weights).url).path).name
+
+
+def backbone_state_dict(backbone: str, weights: str) -> dict[str, Tensor]:
+    """The ResNet ``state_dict`` of torchvision's ``weights`` (e.g. ``IMAGENET1K_V1``), from torch's
+    cache or downloaded into it; without network and cache a :class:`BackboneWeightsUnavailable`
+    names the weights, their url and the cache file to place."""
+    enum, cached = _weights_enum(backbone, weights), weights_cache_file(backbone, weights)
+    try:
+        return enum.get_state_dict(progress=False)
+    except OSError as error:  # URLError is an OSError: no network, no proxy, or no disk space
+        raise BackboneWeightsUnavailable(
+            f"detector: backbone_weights={weights!r} ({backbone}) are not in torch's cache ({cached}) and could not "
+            f"be downloaded from {enum.url} ({type(error).__name__}: {error}). Download that file on a machine with "
+            f"network and copy it to {cached} (the cache follows $TORCH_HOME), or set "
+            f"model.detector.backbone_weights=null for random init."
+        ) from error
+
+
+def normalisation(backbone: str, weights: str | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input ``(mean, std)`` that goes with ``weights`` (their training statistics), or centring
+    constants for random init."""
+    if weights is None:
+        return RANDOM_INIT_MEAN, RANDOM_INIT_STD
+    preset = _weights_enum(backbone, weights).transforms()
+    return tuple(preset.mean), tuple(preset.std)
+
+
 def small_object_backbone(
-    name: str = "resnet18", returned_layers: Sequence[int] = (1, 2, 3), fpn_channels: int = 64
+    name: str = "resnet18", returned_layers: Sequence[int] = (1, 2, 3), fpn_channels: int = 64,
+    weights: str | None = None,
 ) -> BackboneWithFPN:
-    """A randomly initialised ResNet + FPN (trainable BatchNorm; torchvision's detection default,
-    frozen BatchNorm, would be an identity without pretrained statistics)."""
+    """A ResNet + FPN with trainable BatchNorm (torchvision's detection default, frozen BatchNorm,
+    would be an identity without pretrained statistics), randomly initialised unless ``weights``
+    names torchvision weights of ``name`` (:func:`backbone_state_dict`)."""
     if name not in BACKBONES:
         raise ValueError(f"detector: backbone must be one of {BACKBONES}, got {name!r}")
     layers = sorted(set(int(k) for k in returned_layers))
@@ -184,6 +236,8 @@ def small_object_backbone(
     if not fpn_channels >= 32 or fpn_channels % 32:
         raise ValueError(f"detector: fpn_channels must be a multiple of 32 (GroupNorm(32) in the heads), got {fpn_channels!r}")
     body = getattr(resnet, name)(weights=None, norm_layer=nn.BatchNorm2d)
+    if weights is not None:
+        body.load_state_dict(backbone_state_dict(name, weights))
     stage_channels = body.inplanes // 8  # channels of layer1 (64 for resnet18/34, 256 for resnet50)
     in_channels = [stage_channels * 2 ** (k - 1) for k in layers]
     return BackboneWithFPN(
@@ -206,21 +260,30 @@ def build_detector(
     fpn_channels: int = 64,
     focal_alpha: float = 0.25,
     focal_gamma: float = 2.0,
-    image_mean: Sequence[float] = (0.485, 0.456, 0.406),
-    image_std: Sequence[float] = (0.229, 0.224, 0.225),
+    image_mean: Sequence[float] | None = None,
+    image_std: Sequence[float] | None = None,
     score_thresh: float = 0.05,
     nms_thresh: float = 0.5,
     detections_per_img: int = 100,
     box_loss: nn.Module | None = None,
+    backbone_weights: str | None = None,
+    center_sampling_radius: float = 1.5,
+    anchors_per_level: int = 2,
 ) -> nn.Module:
     """A torchvision ``RetinaNet`` or ``FCOS`` with a :func:`small_object_backbone` and our heads.
 
     ``anchor_sizes``: one tuple of sizes (px) per pyramid level, finest first — ``len(returned_layers)
     + 1`` levels (the last one max-pooled). RetinaNet uses every size × ``aspect_ratios`` per level;
     FCOS takes one size per level (the point's scale, conventionally the stride) and square anchors.
-    ``image_size``: the model's transform rescales each image so its longer side is at most that
-    and its shorter side at most that (``min_size = max_size = image_size``) and maps detections
-    back to the input size. ``image_mean``/``image_std`` normalise [0, 1] inputs.
+    ``anchor_sizes: auto`` is resolved from the data before the model is built
+    (``runtime.detection_wiring``, :mod:`models.anchors`); here the sizes must be explicit.
+    ``image_size``: the resolution cap — an image whose longer side exceeds it is downscaled to it,
+    smaller ones keep their native size (:class:`models.det_transform.NativeResolutionTransform`);
+    detections are mapped back to the input pixels. ``image_mean``/``image_std`` normalise [0, 1]
+    inputs; null follows ``backbone_weights`` (their statistics; random init: 0.5 / 0.25).
+    ``center_sampling_radius``: FCOS's, in units of each level's anchor size.
+    ``anchors_per_level``: how many sizes per level ``anchor_sizes: auto`` fits (RetinaNet; explicit
+    sizes may have any count per level).
     ``box_loss`` defaults to torchvision's choice (RetinaNet: L1 on deltas, FCOS: GIoU);
     :class:`models.detection.DetectionModule` sets the configured one.
     """
@@ -228,8 +291,17 @@ def build_detector(
         raise ValueError(f"detector: arch must be one of {ARCHS}, got {arch!r}")
     if not num_classes >= 1:
         raise ValueError(f"detector: num_classes must be >= 1 (foreground classes), got {num_classes!r}")
-    body = small_object_backbone(backbone, returned_layers, fpn_channels)
+    if isinstance(anchor_sizes, str):
+        raise ValueError(
+            f"detector: anchor_sizes={anchor_sizes!r} must be resolved to sizes before the model is built "
+            f"(train.py does it from the training boxes: runtime/detection_wiring.py); build_detector needs a "
+            f"list of sizes per level"
+        )
+    body = small_object_backbone(backbone, returned_layers, fpn_channels, backbone_weights)
     levels = len(set(returned_layers)) + 1
+    default_mean, default_std = normalisation(backbone, backbone_weights)
+    image_mean = default_mean if image_mean is None else image_mean
+    image_std = default_std if image_std is None else image_std
     if len(anchor_sizes) != levels:
         raise ValueError(
             f"detector: anchor_sizes needs one entry per pyramid level ({levels}: returned_layers "
@@ -249,12 +321,19 @@ def build_detector(
             body.out_channels, anchors.num_anchors_per_location()[0], logits, box_loss,
             focal_alpha, focal_gamma, norm_layer=partial(nn.GroupNorm, 32),
         )
-        return RetinaNet(body, logits, anchor_generator=anchors, head=head, **common)
+        return _native_resolution(RetinaNet(body, logits, anchor_generator=anchors, head=head, **common))
     if any(len(level) != 1 for level in sizes):
         raise ValueError(f"detector: FCOS takes one anchor size per level, got {anchor_sizes!r}")
     anchors = AnchorGenerator(sizes, ((1.0,),) * levels)
     head = BoxLossFCOSHead(body.out_channels, 1, logits, box_loss, focal_alpha, focal_gamma)
-    return FCOS(body, logits, anchor_generator=anchors, head=head, **common)
+    return _native_resolution(FCOS(body, logits, anchor_generator=anchors, head=head,
+                                   center_sampling_radius=float(center_sampling_radius), **common))
+
+
+def _native_resolution(detector: nn.Module) -> nn.Module:
+    transform = detector.transform
+    detector.transform = NativeResolutionTransform(transform.max_size, transform.image_mean, transform.image_std)
+    return detector
 
 
 def set_box_loss(detector: nn.Module, box_loss: BoxLoss) -> None:

@@ -1,6 +1,7 @@
 """Detection LightningModule over torchvision RetinaNet / FCOS with a registered box-regression loss."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -26,7 +27,10 @@ class DetectionModule(pl.LightningModule):
     Batches are ``(images, targets)`` as in docs/architecture.md: a list of ``(3, H, W)`` float
     images in [0, 1] and a list of ``{"boxes": (K, 4) xyxy px, "labels": (K,) in [1, num_classes]}``.
     ``optimizer``/``scheduler`` are factories (Hydra ``_partial_: true``) called with the
-    parameters / the optimizer.
+    parameters / the optimizer. A scheduler length left null (``T_max: null``, ``total_steps:
+    null``) follows the run: its optimiser steps (``trainer.estimated_stepping_batches``) with
+    ``scheduler_interval: step``, its epochs with ``epoch`` — so a budget stated in steps, epochs or
+    a minimum number of steps gets one full schedule.
     """
 
     def __init__(
@@ -101,4 +105,24 @@ class DetectionModule(pl.LightningModule):
         metrics.reset()
 
     def configure_optimizers(self) -> Any:
-        return optimizers_from_factories(self, self.optimizer_factory, self.scheduler_factory, self.scheduler_interval)
+        scheduler = self.scheduler_factory
+        if scheduler is not None:
+            length = (int(self.trainer.estimated_stepping_batches) if self.scheduler_interval == "step"
+                      else int(self.trainer.max_epochs))
+            scheduler = follow_run_length(scheduler, length)
+        return optimizers_from_factories(self, self.optimizer_factory, scheduler, self.scheduler_interval)
+
+
+RUN_LENGTH_KEYS = ("T_max", "total_steps")
+
+
+def follow_run_length(factory: Callable[..., Any], length: int) -> Callable[..., Any]:
+    """``factory`` with its null length argument (one of ``RUN_LENGTH_KEYS``) set to ``length``."""
+    keywords = getattr(factory, "keywords", {})
+    unset = [key for key in RUN_LENGTH_KEYS if key in keywords and keywords[key] is None]
+    if not unset:
+        return factory
+    if length < 1:
+        raise ValueError(f"DetectionModule: scheduler {unset[0]}: null follows the run's length, but the trainer "
+                         f"states none ({length}); set trainer.max_epochs or trainer.max_steps")
+    return partial(factory, **{unset[0]: length})
