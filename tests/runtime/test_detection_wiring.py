@@ -31,7 +31,7 @@ def _coco(cells: Path) -> tuple[str, ...]:
 
 def test_coco_defaults_fit_anchors_and_budget_in_steps(run_config, cells: Path) -> None:
     cfg = run_config(*_coco(cells))
-    assert cfg.model.detector.anchor_sizes == "auto" and cfg.trainer.min_steps == 500
+    assert cfg.model.detector.anchor_sizes == "auto" and cfg.trainer.min_steps == 200
     datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
     record = wire_detection(cfg, datamodule)
     sizes = OmegaConf.to_container(cfg.model.detector.anchor_sizes)
@@ -40,7 +40,7 @@ def test_coco_defaults_fit_anchors_and_budget_in_steps(run_config, cells: Path) 
     assert record["box_statistics"]["boxes"] == len(datamodule.box_statistics().boxes)
     per_epoch = record["budget"]["steps_per_epoch"]
     assert per_epoch == -(-len(datamodule.datasets["train"]) // cfg.datamodule.batch_size)
-    assert cfg.trainer.max_epochs == -(-500 // per_epoch) and cfg.trainer.max_epochs * per_epoch >= 500
+    assert cfg.trainer.max_epochs == -(-200 // per_epoch) and cfg.trainer.max_epochs * per_epoch >= 200
 
 
 def test_every_loss_and_seed_gets_the_same_fit(run_config, cells: Path) -> None:
