@@ -27,7 +27,7 @@ def test_input_errors(name):
 
 def test_mode_inconsistent_with_shapes():
     with pytest.raises(ValueError, match=r"target: binary mode expects the spatial shape"):
-        build_loss("dice", mode="binary")(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4))
+        build_loss("dice", mode="binary")(torch.randn(2, 1, 4, 4), torch.zeros(2, 4, 5))
     with pytest.raises(ValueError, match=r"target: multilabel mode expects the prediction's shape"):
         build_loss("focal", mode="multilabel")(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match=r"values in \[0, 1\].*got values in \[2.0, 2.0\]"):
@@ -64,6 +64,9 @@ def test_wrong_length_class_weights(name):
     ("bce", dict(mode="binary", pos_weight=0.0), "pos_weight must be a positive number"),
     ("cldice", dict(iterations=-1), "iterations must be a non-negative int, got -1"),
     ("unified_focal", dict(delta=1.2), "delta must lie in"),
+    ("unified_focal", dict(gamma=1.0), r"gamma must lie in \[0.0, 1.0\), got 1.0"),
+    ("unified_focal", dict(gamma=1.5), r"gamma must lie in \[0.0, 1.0\), got 1.5"),
+    ("dice", dict(class_weight_beta=1.0), r"class_weight_beta must lie in \(0.0, 1.0\)"),
     ("unified_focal", dict(reduction="sum"), "unified_focal supports only 'mean'"),
     ("dice", dict(ignore_index=1.5), "ignore_index must be an int or None, got 1.5"),
 ])

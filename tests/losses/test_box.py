@@ -177,7 +177,8 @@ def test_integer_boxes_are_promoted() -> None:
         ({"name": "ciou", "eps": 0.0}, "eps must be > 0"),
         ({"name": "smooth_l1", "beta": -1.0}, "beta must be >= 0"),
         ({"name": "nwd", "constant": 0.0}, "constant must be > 0"),
-        ({"name": "siou", "theta": -2.0}, "theta must be > 0"),
+        ({"name": "siou", "theta": -2.0}, "theta must be >= 1"),
+        ({"name": "siou", "theta": 0.5}, "theta must be >= 1"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
