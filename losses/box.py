@@ -15,9 +15,12 @@ returns one value per box pair, reduced by ``reduction``:
   four coordinates** (as torchvision's detection heads do before normalising by the number of
   foreground anchors), so ``reduction="sum"`` equals ``F.l1_loss(..., reduction="sum")`` and
   ``"mean"`` is four times ``F.l1_loss(..., reduction="mean")``.
-- ``"boxes"`` (IoU family, ``nwd``): absolute ``x1, y1, x2, y2`` with ``x2 >= x1``, ``y2 >= y1``;
-  the detector decodes its prediction first. Zero-width or zero-height boxes are allowed:
-  ``eps`` keeps every value and gradient finite.
+- ``"boxes"`` (IoU family, ``nwd``): absolute ``x1, y1, x2, y2`` in pixels with ``x2 >= x1``,
+  ``y2 >= y1``; the detector decodes its prediction first. Zero-width or zero-height boxes and
+  points are allowed: every value and gradient stays finite, and gradients stay below 1e3 per
+  pixel for degenerate boxes on a pixel scale (``giou`` and ``ciou`` floor a sub-pixel area or
+  diagonal at 1 px in the few places where ``eps`` alone would give ``1/eps``; the distance
+  terms are scale-free, so two points ``r`` px apart still see gradients of about ``1/r``).
 
 Every loss here is symmetric in its two arguments and computes in float32 whatever the input
 dtype (integers, fp16, bf16; float64 stays float64), also under autocast; the result is float32.
@@ -165,15 +168,18 @@ class IoULoss(BoxLoss):
 @register("giou", task="detection")
 class GIoULoss(BoxLoss):
     """Generalized IoU loss (Rezatofighi et al. 2019): ``1 - IoU + (|C| - |U|) / (|C| + eps)``,
-    ``C`` the smallest enclosing box, ``U`` the union. Same values as
-    ``torchvision.ops.generalized_box_iou_loss``."""
+    ``C`` the smallest enclosing box, ``U`` the union. Same values and gradients as
+    ``torchvision.ops.generalized_box_iou_loss`` when ``|C| >= 1`` px². Below that (both boxes
+    degenerate on one line, or inside a sub-pixel area) ``|C|`` counts as 1 px² in the denominator:
+    the penalty rises linearly from 0 to its value at 1 px² instead of jumping within ``eps``,
+    which gave such pairs gradients of ``1/eps``."""
 
     def per_pair(self, pred: Tensor, target: Tensor) -> Tensor:
         p, t = _columns(pred, target)
         inter, union = _inter_union(p, t)
         cw, ch = _enclosing_wh(p, t)
         area_c = cw * ch
-        return 1.0 - inter / (union + self.eps) + (area_c - union) / (area_c + self.eps)
+        return 1.0 - inter / (union + self.eps) + (area_c - union) / (area_c.clamp_min(1.0) + self.eps)
 
 
 @register("diou", task="detection")

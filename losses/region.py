@@ -306,15 +306,16 @@ class MCCLoss(SegmentationLoss):
         n = inp.valid_counts()
         if self.batch:
             tp, sum_p, sum_t, n = tp.sum(0), sum_p.sum(0), sum_t.sum(0), n.sum(0)
-        fp, fn = sum_p - tp, sum_t - tp
-        tn = n - sum_p - sum_t + tp
-        error_share = safe_ratio(fp + fn, n, 0.0)
-        tp, fp, fn, tn = (x + self.smooth for x in (tp, fp, fn, tn))
-        factors = (tp + fp, tp + fn, tn + fp, tn + fn)
+        s = self.smooth
+        # the denominator's factors are the confusion matrix's margins: from the sums directly
+        # (TP+FP = sum p, TN+FP = n - sum t, ...), never by subtracting nearly equal numbers
+        factors = (sum_p + 2 * s, sum_t + 2 * s, n - sum_t + 2 * s, n - sum_p + 2 * s)
+        numerator = (n + 4 * s) * (tp + s) - factors[0] * factors[1]  # = TP TN - FP FN
         defined = torch.stack([f > MCC_MIN_COUNT for f in factors]).all(0)
         # sqrt of each factor, and only of defined ones: no infinite gradient, no product underflow
         root = math.prod(torch.where(defined, f, torch.ones_like(f)).sqrt() for f in factors)
-        mcc = torch.where(defined, (tp * tn - fp * fn) / root, torch.zeros_like(root))
+        mcc = torch.where(defined, numerator / root, torch.zeros_like(root))
+        error_share = safe_ratio(sum_p + sum_t - 2.0 * tp, n, 0.0)  # (FP + FN) / n
         undefined_cost = torch.where(defined, torch.zeros_like(root), MCC_UNDEFINED_ERROR_WEIGHT * error_share)
         loss = torch.where(n > 0, 1.0 - mcc + undefined_cost, torch.zeros_like(root))
         return self.reduce_classes(loss, inp)
