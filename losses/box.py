@@ -1,4 +1,4 @@
-"""Box-regression losses for detection (CONTRACTS section 3).
+"""Box-regression losses for detection (the contract is in docs/losses.md and docs/detection.md).
 
 Every loss is called as ``loss(pred_boxes, target_boxes)`` with two ``(N, 4)`` tensors and
 returns one value per box pair, reduced by ``reduction``:
