@@ -97,6 +97,19 @@ class SmoothL1BoxLoss(BoxLoss):
 
     ``sum_i 0.5 * d_i**2 / beta if |d_i| < beta else |d_i| - 0.5 * beta`` with ``d = pred - target``
     (Girshick 2015, Fast R-CNN). ``beta = 0`` is plain L1. No ``eps``: nothing is divided.
+
+    Args:
+        beta: >= 0, where the quadratic part ends; default 1/9 (Detectron's, for encoded deltas).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = SmoothL1BoxLoss(beta=1 / 9)
+        value = loss(pred_deltas, target_deltas)  # (N, 4) each
     """
 
     box_space = "deltas"
@@ -118,7 +131,20 @@ class SmoothL1BoxLoss(BoxLoss):
 
 @register("l1", task="detection")
 class L1BoxLoss(BoxLoss):
-    """L1 loss ``sum_i |pred_i - target_i|`` over the 4 coordinates of each pair."""
+    """L1 loss ``sum_i |pred_i - target_i|`` over the 4 coordinates of each pair.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = L1BoxLoss()
+        value = loss(pred_deltas, target_deltas)  # (N, 4) each
+    """
 
     box_space = "deltas"
     shared_keywords = ("reduction",)
@@ -132,7 +158,20 @@ class L1BoxLoss(BoxLoss):
 
 @register("l2", task="detection")
 class L2BoxLoss(BoxLoss):
-    """Squared error ``sum_i (pred_i - target_i)**2`` over the 4 coordinates of each pair."""
+    """Squared error ``sum_i (pred_i - target_i)**2`` over the 4 coordinates of each pair.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = L2BoxLoss(reduction="sum")
+        value = loss(pred_deltas, target_deltas)  # (N, 4) each
+    """
 
     box_space = "deltas"
     shared_keywords = ("reduction",)
@@ -151,7 +190,22 @@ class L2BoxLoss(BoxLoss):
 class IoULoss(BoxLoss):
     """IoU loss: ``1 - IoU`` (linear), or ``-log(max(IoU, eps))`` with ``log_loss=True`` (UnitBox,
     Yu et al. 2016). ``IoU = inter / (union + eps)``; disjoint boxes cost 1 (linear) or
-    ``-log(eps)`` (log) and get no gradient from the overlap term, unlike giou/diou/ciou."""
+    ``-log(eps)`` (log) and get no gradient from the overlap term, unlike giou/diou/ciou.
+
+    Args:
+        log_loss: ``-log(IoU)`` instead of ``1 - IoU``; default ``False``.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = IoULoss(log_loss=True)
+        value = loss(pred_boxes, target_boxes)  # (N, 4) absolute x1, y1, x2, y2
+    """
 
     def __init__(self, *, log_loss: bool = False, **shared: object) -> None:
         super().__init__(**shared)
@@ -172,7 +226,21 @@ class GIoULoss(BoxLoss):
     ``torchvision.ops.generalized_box_iou_loss`` when ``|C| >= 1`` px². Below that (both boxes
     degenerate on one line, or inside a sub-pixel area) ``|C|`` counts as 1 px² in the denominator:
     the penalty rises linearly from 0 to its value at 1 px² instead of jumping within ``eps``,
-    which gave such pairs gradients of ``1/eps``."""
+    which gave such pairs gradients of ``1/eps``.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = GIoULoss()
+        value = loss(pred_boxes, target_boxes)  # (N, 4) absolute x1, y1, x2, y2
+    """
 
     def per_pair(self, pred: Tensor, target: Tensor) -> Tensor:
         p, t = _columns(pred, target)
@@ -186,7 +254,21 @@ class GIoULoss(BoxLoss):
 class DIoULoss(BoxLoss):
     """Distance IoU loss (Zheng et al. 2020): ``1 - IoU + rho**2 / (c**2 + eps)``, ``rho`` the
     distance between the box centres, ``c`` the diagonal of the smallest enclosing box. Same values
-    as ``torchvision.ops.distance_box_iou_loss``."""
+    as ``torchvision.ops.distance_box_iou_loss``.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = DIoULoss()
+        value = loss(pred_boxes, target_boxes)  # (N, 4) absolute x1, y1, x2, y2
+    """
 
     def per_pair(self, pred: Tensor, target: Tensor) -> Tensor:
         return _diou_and_iou(*_columns(pred, target), self.eps)[0]
@@ -202,7 +284,21 @@ class CIoULoss(BoxLoss):
     ``d atan(w/h)`` grows as ``1/sqrt(w^2 + h^2)``: for boxes with a diagonal below 1 px the
     gradient of the angle is that of a 1 px diagonal (the CIoU authors drop the ``1/(w^2 + h^2)``
     factor altogether for the same reason), so degenerate boxes get a bounded gradient (< 2 per
-    pixel from this term). Gradients of boxes above 1 px equal torchvision's."""
+    pixel from this term). Gradients of boxes above 1 px equal torchvision's.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = CIoULoss()
+        value = loss(pred_boxes, target_boxes)  # (N, 4) absolute x1, y1, x2, y2
+    """
 
     def per_pair(self, pred: Tensor, target: Tensor) -> Tensor:
         p, t = _columns(pred, target)
@@ -220,7 +316,21 @@ class CIoULoss(BoxLoss):
 class EIoULoss(BoxLoss):
     """Efficient IoU loss (Zhang et al. 2021, "Focal and Efficient IOU Loss"): DIoU loss plus
     separate width and height penalties ``(w_p - w_t)**2 / (C_w**2 + eps) + (h_p - h_t)**2 /
-    (C_h**2 + eps)``, with ``C_w, C_h`` the width and height of the smallest enclosing box."""
+    (C_h**2 + eps)``, with ``C_w, C_h`` the width and height of the smallest enclosing box.
+
+    Args:
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = EIoULoss()
+        value = loss(pred_boxes, target_boxes)  # (N, 4) absolute x1, y1, x2, y2
+    """
 
     def per_pair(self, pred: Tensor, target: Tensor) -> Tensor:
         p, t = _columns(pred, target)
@@ -243,6 +353,20 @@ class SIoULoss(BoxLoss):
       ``rho_x = (dx / (C_w + eps))**2``, ``rho_y = (dy / (C_h + eps))**2`` (enclosing box size),
     - shape cost ``Omega = sum_{t=w,h} (1 - exp(-omega_t))**theta``,
       ``omega_w = |w_p - w_t| / (max(w_p, w_t) + eps)``, likewise for ``h``.
+
+    Args:
+        theta: >= 1, exponent of the shape cost; default 4 (the paper uses 2-6).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: ``theta < 1``, another option out of range or an unsupported keyword; at call
+            time, inputs that are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = SIoULoss(theta=4.0)
+        value = loss(pred_boxes, target_boxes)  # (N, 4) absolute x1, y1, x2, y2
     """
 
     def __init__(self, *, theta: float = 4.0, **shared: object) -> None:
@@ -282,6 +406,20 @@ class NWDLoss(BoxLoss):
     ``loss = 1 - exp(-sqrt(W2 + eps) / constant)``. Unlike IoU it varies smoothly for disjoint and
     few-pixel boxes. ``constant`` (``C`` in the paper, in pixels) sets the distance scale; the paper
     uses the dataset's average absolute object size (12.8 on AI-TOD).
+
+    Args:
+        constant: > 0, the distance scale ``C`` in pixels; default 12.8.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        eps: > 0, keeps divisions finite; default 1e-7.
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, inputs that
+            are not two ``(N, 4)`` tensors of one shape.
+
+    Example::
+
+        loss = NWDLoss(constant=8.0)  # about the data's mean object size sqrt(w h)
+        value = loss(pred_boxes, target_boxes)
     """
 
     def __init__(self, *, constant: float = 12.8, **shared: object) -> None:

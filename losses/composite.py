@@ -116,7 +116,11 @@ class CompositeLoss(SegmentationLoss):
 class DiceCELoss(CompositeLoss):
     """``1.0 * dice + 1.0 * ce`` by default (nnU-Net's loss; Isensee et al. 2021).
 
-    Args, Raises: as :class:`CompositeLoss`.
+    Args:
+        terms, **shared: as :class:`CompositeLoss`; ``terms`` defaults to the pair above.
+
+    Raises:
+        ValueError: as :class:`CompositeLoss`.
 
     Example::
 
@@ -131,7 +135,11 @@ class DiceCELoss(CompositeLoss):
 class DiceFocalLoss(CompositeLoss):
     """``1.0 * dice + 1.0 * focal(gamma=2)`` by default (Zhu et al. 2019, AnatomyNet).
 
-    Args, Raises: as :class:`CompositeLoss`.
+    Args:
+        terms, **shared: as :class:`CompositeLoss`; ``terms`` defaults to the pair above.
+
+    Raises:
+        ValueError: as :class:`CompositeLoss`.
 
     Example::
 

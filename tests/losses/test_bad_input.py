@@ -82,6 +82,6 @@ def test_focal_alpha_list_length_checked_at_forward():
         loss(torch.randn(1, 3, 4), torch.zeros(1, 4, dtype=torch.long))
 
 
-def test_unknown_loss_lists_available():
+def test_unknown_loss_lists_available_in_bad_input():
     with pytest.raises(ValueError, match="unknown loss 'dicee'; available losses: .*dice_focal"):
         build_loss("dicee")
