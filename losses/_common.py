@@ -419,7 +419,7 @@ def _sigmoid_target(target: Tensor, shape: torch.Size, ignore_index: int | None,
             target = target.masked_fill(ignored, 0.0)
     if target.numel():
         low, high = (float(v) for v in torch.aminmax(target))
-        if low < 0.0 or high > 1.0:
+        if not (0.0 <= low and high <= 1.0):  # NaN fails too
             raise ValueError(f"target: {mode} mode expects values in [0, 1] (or ignore_index="
                              f"{ignore_index}), got values in [{low}, {high}]")
     return target, valid

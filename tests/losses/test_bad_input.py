@@ -32,6 +32,8 @@ def test_mode_inconsistent_with_shapes():
         build_loss("focal", mode="multilabel")(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match=r"values in \[0, 1\].*got values in \[2.0, 2.0\]"):
         build_loss("bce", mode="binary")(torch.randn(2, 4, 4), torch.full((2, 4, 4), 2))
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*got values in \[nan, nan\]"):
+        build_loss("dice", mode="multilabel")(torch.randn(1, 2, 3), torch.full((1, 2, 3), float("nan")))
     with pytest.raises(ValueError, match="at most 3 spatial dims"):
         build_loss("ce", mode="multiclass")(torch.randn(1, 2, 2, 2, 2, 2), torch.zeros(1, 2, 2, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="prediction must be a floating-point tensor"):
