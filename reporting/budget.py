@@ -7,7 +7,8 @@ fall back to the CSV log's per-epoch validation values; a run with neither has n
 early stopping ended it, or when — with ``E`` epochs run and the last quarter ``q = max(1, E // 4)``
 epochs — the best value of the last ``q`` epochs improves on the best value of the epochs before by
 at most ``CONVERGE_TOL`` = 0.01 (absolute, the metrics are fractions; for lower-is-better metrics,
-1 % of the earlier best). Fewer than 2 epochs: unknown. The leaderboard's ``converged`` column is
+1 % of the earlier best). Fewer than 2 epochs, or no value before the last quarter: unknown; no
+value in the last quarter (the metric went NaN): not converged. The leaderboard's ``converged`` column is
 the share of a row's completed runs with a curve that converged by this rule.
 
 **Budget** (rank by epoch): at every epoch ``e``, each row's value is the mean over its seeds of the
@@ -52,7 +53,7 @@ def converged(values: np.ndarray | None, higher: bool, early_stopped: bool | Non
     """The rule of the module docstring; None when it cannot be told."""
     if early_stopped:
         return True
-    if values is None or np.isfinite(values).sum() < 2:
+    if values is None or len(values) < 2:
         return None
     epochs = len(values)
     q = max(1, epochs // 4)
