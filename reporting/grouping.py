@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from common.flatten import flatten
-from reporting.collect import Run, Skipped
+from reporting.collect import Run, Skipped, parse_scalar
 
 _COSMETIC_PREFIXES = (
     "hydra", "logger", "paths", "extras", "wandb",
@@ -39,6 +40,7 @@ _COSMETIC_KEYS = {
 }
 _COSMETIC_LEAVES = {"num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "cache", "cache_max_gb",
                     "save_dir", "dirpath"}
+_COSMETIC_STARTS = tuple(p + "." for p in _COSMETIC_PREFIXES)
 ABSENT = "<absent>"
 
 
@@ -74,37 +76,30 @@ class Grouping:
 
 def parse_value(text: str) -> Any:
     """An override's value as Hydra would type it: ``1e-3`` → 0.001, ``null`` → None, ``true`` → True."""
-    s = text.strip()
-    low = s.lower()
-    if low in ("null", "none", "~", ""):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return int(s)
-    except ValueError:
-        pass
-    try:
-        return float(s)
-    except ValueError:
-        return s.strip("'\"")
+    value = parse_scalar(text)
+    return value.strip("'\"") if isinstance(value, str) else value
 
 
 def normalize(value: Any) -> Any:
     """A hashable value that compares equal when the settings are the same (``4`` == ``4.0``)."""
     if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, str):
+        return _normalize_str(value)
     if isinstance(value, (int, float)):
         f = float(value)
         return int(f) if math.isfinite(f) and f == int(f) else f
-    if isinstance(value, str):
-        parsed = parse_value(value)
-        return value if isinstance(parsed, str) else normalize(parsed)
     if isinstance(value, (list, tuple)):
         return tuple(normalize(v) for v in value)
     if isinstance(value, dict):
         return tuple(sorted((str(k), normalize(v)) for k, v in value.items()))
     return str(value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _normalize_str(value: str) -> Any:
+    parsed = parse_value(value)
+    return value if isinstance(parsed, str) else normalize(parsed)
 
 
 def show_value(value: Any) -> str:
@@ -117,11 +112,12 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_cosmetic(key: str) -> bool:
     """Keys that cannot change a run's numbers (see the module docstring)."""
     if key in _COSMETIC_KEYS or key.rsplit(".", 1)[-1] in _COSMETIC_LEAVES:
         return True
-    return any(key == p or key.startswith(p + ".") for p in _COSMETIC_PREFIXES)
+    return key in _COSMETIC_PREFIXES or key.startswith(_COSMETIC_STARTS)
 
 
 def is_per_run(key: str) -> bool:
@@ -141,8 +137,9 @@ class _Settings:
 
 
 def _settings(run: Run) -> _Settings:
-    raw = {k: v for k, v in flatten(run.config).items() if not _mentions_run_dir(v, run)} if run.config else {}
-    all_flat = {k: normalize(v) for k, v in raw.items()}
+    dirs, under = _run_dirs(run)
+    all_flat = {k: normalize(v) for k, v in flatten(run.config).items()
+                if not (isinstance(v, str) and (v in dirs or v.startswith(under)))} if run.config else {}
     flat = {k: v for k, v in all_flat.items() if not is_cosmetic(k) and not is_per_run(k)}
     overrides = []
     for o in run.overrides:
@@ -154,8 +151,9 @@ def _settings(run: Run) -> _Settings:
             continue
         parsed = normalize(parse_value(value)) if not o.startswith("~") else None
         overrides.append((key, parsed))
-        is_group_choice = any(k.startswith(key + ".") for k in all_flat)
-        if key not in all_flat and not is_group_choice and key not in ("loss", "datamodule", "model"):
+        if key in all_flat or key in ("loss", "datamodule", "model"):
+            continue
+        if not any(k.startswith(key + ".") for k in all_flat):  # a group choice's effect is in the config
             flat[key] = parsed
     row_sig = frozenset(overrides)
     table_sig = frozenset((k, v) for k, v in overrides if not _is_loss_key(k))
@@ -251,12 +249,13 @@ def _drop_duplicate_seeds(tables) -> list[Skipped]:
 
 
 def _varying(runs: list[Run], settings: dict[Path, _Settings]) -> dict[str, Counter]:
-    keys = sorted({k for s in settings.values() for k in s.all_flat})
+    flats = [settings[r.path].all_flat for r in runs if r.config]
+    keys = sorted({k for f in flats for k in f})
     out = {}
     for k in keys:
-        counts = Counter(show_value(settings[r.path].all_flat.get(k, ABSENT)) for r in runs if r.config)
-        if len(counts) > 1:
-            out[k] = counts
+        values = [f.get(k, ABSENT) for f in flats]
+        if len(set(values)) > 1:
+            out[k] = Counter(show_value(v) for v in values)
     return out
 
 
@@ -268,10 +267,9 @@ def shared_overrides(runs: list[Run]) -> list[str]:
     return sorted(shared)
 
 
-def _mentions_run_dir(value: Any, run: Run) -> bool:
-    """True for a path inside the run's dir: where it is now, or where it was written (moved sweeps)."""
-    if not isinstance(value, str) or "/" not in value:
-        return False
+def _run_dirs(run: Run) -> tuple[set[str], tuple[str, ...]]:
+    """The run's dir where it is now and where it was written (moved sweeps), and the same with a
+    trailing ``/``: config values equal to or under them are run paths, which differ by design."""
     recorded = (run.config.get("paths") or {}).get("output_dir")
-    dirs = [str(run.path)] + ([str(recorded)] if recorded else [])
-    return any(value == d or value.startswith(d + "/") for d in dirs)
+    dirs = {str(run.path)} | ({str(recorded)} if recorded else set())
+    return dirs, tuple(d + "/" for d in dirs)

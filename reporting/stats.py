@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -71,8 +72,13 @@ def t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.
     if n < 2:
         nan = np.full_like(mean, math.nan)
         return nan, nan
-    half = sps.t.ppf(0.5 + confidence / 2, n - 1) * x.std(axis=-1, ddof=1) / math.sqrt(n)
+    half = _t_quantile(0.5 + confidence / 2, n - 1) * x.std(axis=-1, ddof=1) / math.sqrt(n)
     return mean - half, mean + half
+
+
+@functools.lru_cache(maxsize=1024)
+def _t_quantile(q: float, df: int) -> float:
+    return float(sps.t.ppf(q, df))
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95, method: str = "t",
