@@ -130,3 +130,18 @@ def test_report_renders_in_headless_chromium_with_the_leaderboard_visible(report
     # The best row's green background (#e7f6e7) is in the first viewport: the leaderboard is visible.
     best_row = np.all(np.abs(pixels.astype(int) - [0xE7, 0xF6, 0xE7]) <= 2, axis=-1)
     assert best_row.sum() > 5000
+
+
+def test_detection_report_has_per_class_ap_ap_by_size_and_wandb_links(tmp_path):
+    root = tmp_path / "det"
+    for i, (loss, seed) in enumerate((l, s) for l in ("giou", "ciou") for s in (1, 2)):
+        m = 0.3 + (loss == "ciou") / 20 + seed / 100
+        run = write_run(root / str(i), loss=loss, seed=seed, task="detection", curves=False,
+                        metrics={"test/map": m, "test/map_small": m / 3, "test/map_medium": m / 2, "test/map_large": m,
+                                 "test/ap/0": m + 0.1, "test/ap/1": m - 0.1})
+        (run / "wandb" / f"offline-run-20261129_1200{i}-abc{i}").mkdir(parents=True)
+    result = compare([root])
+    assert result.leaderboard.baseline == "giou" and (root / "class_ap.png").is_file()
+    page = (root / "report.html").read_text()
+    assert "Per class: ap" in page and "By object size" in page and "map_medium" in page
+    assert "<a href='0/wandb/offline-run-20261129_12000-abc0/'>offline-run-20261129_12000-abc0</a>" in page

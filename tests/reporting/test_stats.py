@@ -51,8 +51,8 @@ def test_t_interval_matches_scipy_and_single_values_have_none():
     assert summarize([]).n == 0 and summarize([0.5, 0.5]).ci_low == 0.5  # no spread: [mean, mean]
 
 
-def test_bca_option_is_scipys_bca_from_ten_values_and_t_below():
-    x = np.random.default_rng(0).normal(size=12)
+def test_bca_option_is_scipys_bca_from_twenty_values_and_t_below():
+    x = np.random.default_rng(0).normal(size=BCA_MIN_N)
     low, high, used = mean_ci(x, method="bca")
     ref = sps.bootstrap((x,), np.mean, method="BCa", n_resamples=9_999, rng=np.random.default_rng(0)).confidence_interval
     assert used == "bca" and (low, high) == pytest.approx((ref.low, ref.high))
