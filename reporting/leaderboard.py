@@ -229,7 +229,8 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
     def seeds(runs, done_only=True):
         return {r.seed for r in runs if r.seed is not None and (r.completed or not done_only)}
 
-    rows_seeds = [seeds(rs, done_only=not failed_as_worst) for rs in table_rows.values()]
+    # A row without any completed run has nothing to rank; it must not empty the common seeds of the others.
+    rows_seeds = [seeds(rs, done_only=not failed_as_worst) for rs in table_rows.values() if any(r.completed for r in rs)]
     common = set.intersection(*rows_seeds) if rows_seeds else set()
     worst = {}
     if failed_as_worst:

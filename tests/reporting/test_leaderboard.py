@@ -233,3 +233,11 @@ def test_record_history_fields_are_read(tmp_path):
     assert run.history == {"val/miou": [0.1, None, 0.3], "train/loss": [1.0, 0.5, 0.4]}
     assert run.best_epoch == 2 and run.early_stopped is True
     assert json.loads((tmp_path / "0" / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_a_row_whose_every_run_failed_is_unranked_and_does_not_unrank_the_others(sweep):
+    write_run(sweep / "bce1", loss="bce", seed=1, metrics=None, error="ValueError: binary only")
+    write_run(sweep / "bce2", loss="bce", seed=2, metrics=None, error="ValueError: binary only")
+    lb = build_leaderboard(_runs(sweep))
+    assert pd.isna(_row(lb, "bce")["rank"]) and _row(lb, "bce")["n_failed"] == 2
+    assert [_row(lb, l)["rank"] for l in ("dice", "ce", "focal")] == [1, 2, 3]
