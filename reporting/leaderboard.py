@@ -168,9 +168,11 @@ def _rare_class(runs: list[Run], split: str) -> tuple[int, str] | None:
     if shares:
         length = min(len(s) for s in shares)
         stack = np.vstack([s[:length] for s in shares])
-        k = int(np.argmin(stack[:, 1:].mean(axis=0))) + 1
+        mean = stack.mean(axis=0)
+        k = int(np.argmin(mean[1:])) + 1
         per_run = np.argmin(stack[:, 1:], axis=1) + 1
-        how = "the foreground class with the smallest training-split pixel share (mean over runs)"
+        how = (f"the foreground class with the smallest training-split pixel share ({mean[k]:.2%}, mean over runs; "
+               f"the most frequent foreground class has {mean[1:].max() / max(mean[k], 1e-12):.0f}× its pixels)")
         if (per_run != k).any():
             others = sorted({int(x) for x in per_run if x != k})
             how += (f"; in {int((per_run != k).sum())} of {len(per_run)} runs class(es) {others} were rarer — "
