@@ -18,7 +18,7 @@ from reporting.metric_names import column, higher_is_better
 
 _ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-            "<": r"$<$", ">": r"$>$"}
+            "<": r"$<$", ">": r"$>$", "·": r"$\cdot$", "±": r"$\pm$", "†": r"$^{\dagger}$"}
 
 
 def escape(text: str) -> str:
@@ -66,7 +66,7 @@ def _tests_table(lb: Leaderboard, title: str, part: pd.DataFrame, effect: str) -
         return []
     out = [r"\begin{table}[t]", r"\centering\scriptsize",
            rf"\caption{{{escape(title)}: paired differences to {escape(base)} (same seeds): $\Delta$ "
-           rf"[{lb.confidence:.0%} t interval], $p$ / Holm $p$, effect size {escape(effect)}.}}",
+           rf"[{escape(f'{lb.confidence:.0%}')} t interval], $p$ / Holm $p$, effect size {escape(effect)}.}}",
            r"\begin{tabular}{l" + "l" * len(lb.metrics) + "}", r"\toprule",
            " & ".join(["Loss", *[escape(m) for m in lb.metrics]]) + r" \\", r"\midrule"]
     for label, row in rows:

@@ -145,3 +145,10 @@ def test_detection_report_has_per_class_ap_ap_by_size_and_wandb_links(tmp_path):
     page = (root / "report.html").read_text()
     assert "Per class: ap" in page and "By object size" in page and "map_medium" in page
     assert "<a href='0/wandb/offline-run-20261129_12000-abc0/'>offline-run-20261129_12000-abc0</a>" in page
+
+
+def test_latex_escapes_what_would_break_a_paper(report):
+    tex = (report / "leaderboard.tex").read_text()
+    body = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
+    assert "95%" not in body and r"95\%" in body  # an unescaped % would comment out the rest of the caption
+    assert "·" not in body and "_" not in body.replace(r"\_", "")
