@@ -1,7 +1,8 @@
 """Training budget: validation curves, convergence, and how the ranking changes with the epochs trained.
 
 **Curves** come from ``metrics.json``'s ``history`` (one value per epoch run); older runs without it
-fall back to the CSV log's per-epoch validation values; a run with neither has no curve.
+fall back to the CSV log's per-epoch validation values, cut to the record's ``epochs`` (the log also
+holds the final evaluation of the best checkpoint); a run with neither has no curve.
 
 **Converged** (one run): the run's validation curve of the ranked metric has levelled off when
 early stopping ended it, or when — with ``E`` epochs run and the last quarter ``q = max(1, E // 4)``
@@ -36,6 +37,9 @@ def curve(run: Run, key: str) -> np.ndarray | None:
     values = run.history.get(key)
     if values is None and not run.history:
         values = _csv_curve(run.path, key)
+        epochs = run.record.get("epochs")
+        if values and isinstance(epochs, int) and 0 < epochs < len(values):
+            values = values[:epochs]  # the log's last "epoch" is the evaluation of the best checkpoint
     if not values:
         return None
     return np.array([math.nan if v is None else v for v in values], dtype=np.float64)

@@ -261,7 +261,9 @@ def _draw_predictions(title: str, name: str, seed, ref: dict, columns: list, out
     palette = class_colors(num_classes)
     cmap = ListedColormap(palette)
     ncols = 2 + len(columns)
-    fig = Figure(figsize=(1.6 * ncols, 3.3 * n + 0.9), dpi=_DPI, layout="constrained")
+    width = max(8.0, 1.6 * ncols)  # room for the title and the legend when few rows are compared
+    panel = min(1.8, width / ncols)
+    fig = Figure(figsize=(width, 2 * n * panel + 1.2), dpi=_DPI, layout="constrained")
     axes = fig.subplots(2 * n, ncols, squeeze=False)
     for i in range(n):
         box = smallest_object_box(ref["mask"][i])
@@ -291,8 +293,9 @@ def _draw_predictions(title: str, name: str, seed, ref: dict, columns: list, out
             if j == 0:
                 axes[2 * i + 1, 0].set_ylabel("zoom: smallest\nobject", fontsize=6.5)
     handles = [Patch(color=palette[k], label=names[k] if k < len(names) else f"class {k}") for k in range(num_classes)]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(num_classes, 6), fontsize=7, frameon=False)
-    fig.suptitle(f"{title}: test predictions (seed {seed}); second row of each image: zoom on its smallest object",
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(num_classes, 4 if width < 10 else 6),
+               fontsize=7, frameon=False)
+    fig.suptitle(f"{title}: test predictions (seed {seed})\nunder each image: zoom on its smallest object (white box)",
                  fontsize=8.5)
     return _save(fig, out_dir / f"predictions_{name}.png")
 

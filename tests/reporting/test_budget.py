@@ -46,3 +46,18 @@ def test_rank_by_epoch_uses_the_best_so_far_and_kendall_tau_matches_scipy():
     assert tau["kendall_tau"] == pytest.approx(ref.statistic) and tau["p"] == pytest.approx(ref.pvalue)
     assert by[("d", 1)]["loss_params"] == "x=1"
     assert list(running_best(np.array([math.nan, 0.2, 0.1, 0.3]), True)[1:]) == [0.2, 0.2, 0.3]
+
+
+def test_csv_fallback_leaves_out_the_final_evaluation_of_the_best_checkpoint(tmp_path):
+    from reporting.budget import curve
+    from reporting.collect import read_run
+
+    from .conftest import seg_metrics, write_run
+
+    run_dir = write_run(tmp_path / "0", loss="ce", seed=1, metrics=seg_metrics(0.5, 0.2), curves=False)
+    (run_dir / "csv").mkdir()
+    # 3 epochs of fitting, then trainer.validate(best checkpoint) logs once more under epoch 3
+    (run_dir / "csv" / "metrics.csv").write_text("epoch,step,val/miou\n0,9,0.1\n1,19,0.3\n2,29,0.5\n3,29,0.5\n")
+    values = curve(read_run(run_dir), "val/miou")
+    assert list(values) == [0.1, 0.3, 0.5]
+    assert converged(values, True) is False
