@@ -152,3 +152,20 @@ def test_latex_escapes_what_would_break_a_paper(report):
     body = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
     assert "95%" not in body and r"95\%" in body  # an unescaped % would comment out the rest of the caption
     assert "·" not in body and "_" not in body.replace(r"\_", "")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed")
+def test_clicking_a_header_sorts_the_table_in_chromium(report, tmp_path):
+    page = (report / "report.html").read_text()
+    # Click "loss" once (ascending by name), as a reader would; the DOM after the script ran is dumped.
+    click = "<script>document.querySelectorAll('table.leaderboard')[0].querySelectorAll('th')[1].click();</script>"
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", click + "</body>"))
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+           "--dump-dom", clicked.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    first = dom.split("<table class=\"leaderboard sortable\">", 1)[1].split("</tbody>", 1)[0]
+    order = re.findall(r"<td class=\"l\">([a-z]+)", first)
+    assert order == sorted(LOSSES), order
+    original = page.split("<table class='leaderboard sortable'>", 1)[1].split("</tbody>", 1)[0]
+    assert re.findall(r"<td class=l>([a-z]+)", original) != sorted(LOSSES)  # the click changed the order
