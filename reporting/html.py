@@ -48,7 +48,8 @@ document.querySelectorAll('table.sortable').forEach(function(t){
     var key=function(r){var c=r.cells[i];var v=c.dataset.v!==undefined?c.dataset.v:c.textContent.trim();
       var n=parseFloat(v);return isNaN(n)?v:n;};
     Array.prototype.slice.call(b.rows).sort(function(x,y){var a=key(x),c=key(y);
-      var d=(typeof a==='number'&&typeof c==='number')?a-c:(typeof a==='number'?-1:(typeof c==='number'?1:String(a).localeCompare(String(c))));
+      var na=typeof a==='number',nc=typeof c==='number';
+      var d=(na&&nc)?a-c:(na?-1:(nc?1:String(a).localeCompare(String(c))));
       return asc?d:-d;}).forEach(function(r){b.appendChild(r);});});});});
 """
 
@@ -118,7 +119,8 @@ def _leaderboard_table(lb: Leaderboard, part: pd.DataFrame) -> str:
         cls = " class=best" if row["rank"] == 1 else (" class=failed" if row["n_runs"] == 0 else
                                                      " class=base" if label == base else "")
         cells = [f"<td>{fmt_rank(row['rank'])}</td>",
-                 f"<td class=l>{_e(label)}{' †' if row['n_failed'] else ''}{' <small>(baseline)</small>' if label == base else ''}</td>",
+                 f"<td class=l>{_e(label)}{' †' if row['n_failed'] else ''}"
+                 f"{' <small>(baseline)</small>' if label == base else ''}</td>",
                  f"<td>{row['n_runs']}</td>", f"<td>{row['n_failed']}</td>"]
         for m in lb.metrics:
             c = column(m)

@@ -41,7 +41,8 @@ def latex(lb: Leaderboard) -> str:
         heads = ["Loss", "$n$", *[escape(m) + ("" if higher_is_better(m) else r" $\downarrow$") for m in lb.metrics]]
         out += [r"\begin{table}[t]", r"\centering\small",
                 rf"\caption{{{escape(key.title)}: {lb.split} metrics, mean $\pm$ std over seeds. Bold: best mean. "
-                rf"$^{{*}}$: Holm-adjusted {escape(test_name)} $p<{lb.alpha:g}$ vs.\ {escape(lb.baseline_label(part) or lb.baseline)}.}}",
+                rf"$^{{*}}$: Holm-adjusted {escape(test_name)} $p<{lb.alpha:g}$ vs.\ "
+                rf"{escape(lb.baseline_label(part) or lb.baseline)}.}}",
                 rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(heads) + r" \\", r"\midrule"]
         for label, (_, row) in zip(row_labels(part), part.iterrows()):
             cells = [escape(label) + (r"$^{\dagger}$" if row["n_failed"] else ""), str(row["n_runs"])]

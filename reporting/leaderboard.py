@@ -138,7 +138,8 @@ class _MetricReader:
             found = _rare_class(dm_runs, split)
             if found is not None:
                 self.rare[dm], how = found
-                self.notes.append(f"{dm}: iou_rare = IoU of class {self.rare[dm]}{_class_name(dm_runs, self.rare[dm])}, {how}")
+                k = self.rare[dm]
+                self.notes.append(f"{dm}: iou_rare = IoU of class {k}{_class_name(dm_runs, k)}, {how}")
 
     def __call__(self, run: Run, metric: str) -> float:
         return run.metric(self.key(run, metric))
@@ -255,11 +256,11 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
     out = []
     for row_key, runs in table_rows.items():
         done = [r for r in runs if r.completed]
-        failed_seeds = sorted(seeds(runs, done_only=False) - seeds(runs), key=str)
+        failed_seeds = sorted(seeds(runs, done_only=False) - seeds(runs), key=_seed_order)
         row: dict[str, object] = dict(zip(KEY_COLUMNS, (*table_key, *row_key)))
         row["n_runs"] = len(done)
         row["n_failed"] = len(runs) - len(done)
-        row["seeds"] = " ".join(str(s) for s in sorted(seeds(runs), key=str))
+        row["seeds"] = " ".join(str(s) for s in sorted(seeds(runs), key=_seed_order))
         row["failed_seeds"] = " ".join(str(s) for s in failed_seeds)
         row["rank_seeds"] = len(common)
         row["baseline"] = base_key.label if base_key else baseline
@@ -298,6 +299,10 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
     if not common and len(table_rows) > 1:
         notes.append(f"{table_key.title}: no seed was completed by every row, so the rows are not ranked")
     return [_ordered(r, names) for r in out]
+
+
+def _seed_order(seed: object) -> tuple[int, float, str]:
+    return (0, float(seed), "") if isinstance(seed, (int, float)) else (1, 0.0, str(seed))
 
 
 def _ordered(row: dict, names: list[str]) -> dict:

@@ -82,7 +82,8 @@ def describe(lb: Leaderboard) -> list[str]:
     """The sentences a reader needs to interpret the numbers (also used by the HTML and LaTeX outputs)."""
     test_name, effect_name, _ = TEST_NAMES[lb.test]
     ci = (f"{lb.confidence:.0%} Student-t interval of the mean" if lb.ci_method == "t" else
-          f"{lb.confidence:.0%} BCa bootstrap interval of the mean (9 999 resamples; t interval for rows with < {BCA_MIN_N} seeds)")
+          f"{lb.confidence:.0%} BCa bootstrap interval of the mean (9 999 resamples; t interval for rows with "
+          f"< {BCA_MIN_N} seeds)")
     directions = [m for m in lb.metrics if not higher_is_better(m)]
     lines = [
         f"Metrics from the `{lb.split}/` split. n = completed runs (seeds) per row; each metric cell is "

@@ -300,7 +300,8 @@ def _draw_predictions(title: str, name: str, seed, ref: dict, columns: list, out
     return _save(fig, out_dir / f"predictions_{name}.png")
 
 
-def smallest_object_box(mask: np.ndarray, margin: int = 3, min_size: int = 12) -> tuple[tuple[int, int], tuple[int, int]] | None:
+def smallest_object_box(mask: np.ndarray, margin: int = 3,
+                        min_size: int = 12) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Crop window ((y0, y1), (x0, x1)) around the smallest foreground connected component, at least
     ``min_size`` px wide; None for an image without foreground."""
     best = None
