@@ -137,3 +137,13 @@ def test_detection_history_has_map_and_map_50(run_config):
     history = _record(cfg)["history"]
     assert {"train/loss", "val/map", "val/map_50"} <= set(history)
     assert all(len(curve) == 2 for curve in history.values())
+
+
+def test_wall_clock_budget_ends_training_and_the_history_matches(run_config):
+    # A 1 s budget: Lightning's Timer ends fitting after the first batch that crosses it.
+    cfg = run_config(*TINY, "trainer.max_epochs=50", "trainer.max_time=00:00:00:01")
+    train(cfg)
+    record = _record(cfg)
+    assert record["status"] == "completed" and record["epochs"] < 50
+    assert {len(curve) for curve in record["history"].values()} <= {record["epochs"]}
+    assert record["early_stopping"]["stopped_epoch"] is None
