@@ -247,14 +247,15 @@ def test_benchmark_presets_cover_the_registry_and_the_cpu_variant_is_a_delta(tmp
     losses = full.hydra.sweeper.params.loss.split(",")
     assert sorted(losses) == sorted(set(available("segmentation")) - {"bce", "composite"})
     assert (full.hydra.sweeper.params.seed, cpu.hydra.sweeper.params.seed) == ("1,2,3,4,5", "1,2,3")
-    assert (full.trainer.max_epochs, cpu.trainer.max_epochs) == (60, 30)
+    assert (full.trainer.max_epochs, cpu.trainer.max_epochs) == (60, 40)
     assert (full.datamodule.train_size, cpu.datamodule.train_size) == (800, 96)
     assert cpu.model.net.encoder_depth == 3 and full.model.net.encoder_depth == 4
     # Early stopping may not end a run before a third of the maximum; patience is a fifth of it.
     for cfg in (full, cpu):
         stopper = cfg.callbacks.early_stopping
         assert stopper.min_delta == 0.005 and stopper.monitor == cfg.optimized_metric
-        assert 3 * cfg.trainer.min_epochs == cfg.trainer.max_epochs == 5 * stopper.patience
+        assert cfg.trainer.min_epochs == cfg.trainer.max_epochs // 3
+        assert stopper.patience == cfg.trainer.max_epochs // 5
 
     box = _compose(["experiment=box_loss_benchmark"], tmp_path)
     assert box.task == "detection" and box.hydra.callbacks.compare.baseline == "giou"
