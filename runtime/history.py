@@ -87,8 +87,8 @@ class History(pl.Callback):
         """The record's budget fields, as far as fitting got.
 
         ``best_epoch``: the epoch of the best checkpoint when a ``ModelCheckpoint`` monitors, else the
-        last epoch (the final weights are evaluated). ``early_stopping``: the callback's settings and
-        ``stopped_epoch`` (the epoch it ended training at, ``None`` when it did not), or ``None`` without
+        last epoch (the final weights are evaluated). ``early_stopping``: the callback's settings, ``stopped``
+        (whether it ended training) and ``stopped_epoch`` (that epoch, else ``None``), or ``None`` without
         the callback. ``converged``: ``converged(history[monitor], mode)`` or early stopping fired.
         """
         epochs = len(self.rows)
@@ -109,6 +109,7 @@ class History(pl.Callback):
                 "patience": stopper.patience,
                 "min_delta": abs(float(stopper.min_delta)),
                 "min_epochs": trainer.fit_loop.min_epochs or 0,
+                "stopped": fired,
                 "stopped_epoch": epochs - 1 if fired else None,
             }
         stopped_early = early_stopping is not None and early_stopping["stopped_epoch"] is not None

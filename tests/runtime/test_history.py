@@ -59,7 +59,7 @@ def test_history_has_one_entry_per_epoch_and_ignores_the_sanity_check(run_config
     assert record["metrics"]["val/miou"] == pytest.approx(miou[record["best_epoch"]], abs=1e-6)
     stopper = record["early_stopping"]
     assert stopper == {"monitor": "val/miou", "mode": "max", "patience": 100, "min_delta": 0.0,
-                       "min_epochs": 0, "stopped_epoch": None}
+                       "min_epochs": 0, "stopped": False, "stopped_epoch": None}
     assert record["converged"] is converged(miou, "max")
 
 
@@ -72,7 +72,7 @@ def test_early_stopping_waits_for_min_epochs_and_is_recorded(run_config):
     record = _record(cfg)
     assert record["epochs"] == 3 and len(record["history"]["val/miou"]) == 3
     assert record["early_stopping"] == {"monitor": "val/miou", "mode": "max", "patience": 1, "min_delta": 1.0,
-                                        "min_epochs": 3, "stopped_epoch": 2}
+                                        "min_epochs": 3, "stopped": True, "stopped_epoch": 2}
     assert record["converged"] is True
 
 
@@ -146,4 +146,4 @@ def test_wall_clock_budget_ends_training_and_the_history_matches(run_config):
     record = _record(cfg)
     assert record["status"] == "completed" and record["epochs"] < 50
     assert {len(curve) for curve in record["history"].values()} <= {record["epochs"]}
-    assert record["early_stopping"]["stopped_epoch"] is None
+    assert record["early_stopping"]["stopped"] is False and record["early_stopping"]["stopped_epoch"] is None
