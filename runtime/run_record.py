@@ -91,9 +91,10 @@ def converged(curve: Sequence[float | None], mode: str, tol: float = CONVERGED_T
     used for the run record and the report alike.
 
     A run converged if early stopping fired, or if the best value of the last quarter of the epochs
-    (``max(1, n // 4)`` epochs) is within ``tol`` (absolute) of the best value before that quarter:
-    improves on it by at most ``tol`` (``mode="max"``: ``best_last <= best_before + tol``; ``"min"``
-    mirrored). A last quarter that is worse than the earlier best counts as levelled off: the curve
+    (``max(1, n // 4)`` epochs) is within ``tol`` of the best value before that quarter:
+    improves on it by at most ``tol`` (``mode="max"``, metrics that are fractions: absolute,
+    ``best_last <= best_before + tol``; ``mode="min"``, e.g. HD95 in mm: relative,
+    ``best_last >= best_before - tol * |best_before|``). A last quarter that is worse than the earlier best counts as levelled off: the curve
     peaked before it. Missing values (``None``/NaN, e.g. a metric undefined at an epoch) are skipped;
     a curve with fewer than 2 epochs, or with no finite value on either side, has not converged.
 
@@ -119,7 +120,7 @@ def converged(curve: Sequence[float | None], mode: str, tol: float = CONVERGED_T
         return False
     if mode == "max":
         return max(last) <= max(before) + tol
-    return min(last) >= min(before) - tol
+    return min(last) >= min(before) - tol * abs(min(before))
 
 
 def one_line_error(error: BaseException) -> str:
