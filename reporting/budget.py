@@ -28,8 +28,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from reporting.collect import Run
-
-CONVERGE_TOL = 0.01
+from runtime.run_record import CONVERGED_TOL as CONVERGE_TOL
+from runtime.run_record import converged as record_converged
 
 
 def curve(run: Run, key: str) -> np.ndarray | None:
@@ -54,22 +54,13 @@ def running_best(values: np.ndarray, higher: bool) -> np.ndarray:
 
 def converged(values: np.ndarray | None, higher: bool, early_stopped: bool | None = None,
               tol: float = CONVERGE_TOL) -> bool | None:
-    """The rule of the module docstring; None when it cannot be told."""
+    """The run record's rule (``runtime.run_record.converged``); None when it cannot be told (fewer
+    than 2 epochs, or no finite value before the last quarter)."""
     if early_stopped:
         return True
-    if values is None or len(values) < 2:
+    if values is None or len(values) < 2 or not np.isfinite(values[: -max(1, len(values) // 4)]).any():
         return None
-    epochs = len(values)
-    q = max(1, epochs // 4)
-    before, last = values[:-q], values[-q:]
-    if not np.isfinite(before).any():
-        return None
-    if not np.isfinite(last).any():
-        return False
-    if higher:
-        return bool(np.nanmax(last) - np.nanmax(before) <= tol)
-    ref = np.nanmin(before)
-    return bool(ref - np.nanmin(last) <= tol * max(abs(ref), 1e-12))
+    return record_converged(values.tolist(), "max" if higher else "min", tol)
 
 
 def budget_rows(key: dict, rows: dict[tuple[str, str], list[np.ndarray]],

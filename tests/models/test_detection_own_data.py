@@ -1,6 +1,6 @@
 """The issue-15 acceptance measurement (slow): the coco defaults on the full synthetic cell folder
 (datamodules/blob_coco.py, 48 training images of 256-1024 px, ≈ 2,400 boxes of median 20 px) reach
-test mAP_50 ≥ 0.5 from random init. About 450 CPU-seconds of training (docs/detection.md)."""
+test mAP_50 ≥ 0.5 from random init (measured: 0.95 in 367 CPU-seconds; docs/detection.md)."""
 from __future__ import annotations
 
 from pathlib import Path
