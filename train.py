@@ -21,6 +21,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from runtime.builders import (
     check_loss_fits_task,
     config_choice,
+    datamodule_inferer,
     fill_from_datamodule,
     instantiate_callbacks,
     instantiate_loggers,
@@ -94,8 +95,9 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     if getattr(loss, "class_weights", None) is not None:
         record["class_weights"] = [float(w) for w in loss.class_weights]
     model_kwargs: dict[str, Any] = {"loss": loss}
-    if getattr(datamodule, "eval_inferer", None) is not None and cfg.model.get("inferer", "absent") is None:
-        model_kwargs["inferer"] = datamodule.eval_inferer
+    inferer = datamodule_inferer(datamodule)
+    if inferer is not None and cfg.model.get("inferer", "absent") is None:
+        model_kwargs["inferer"] = inferer
     # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
     # torch.load(weights_only=True) would refuse.
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **model_kwargs)

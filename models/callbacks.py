@@ -49,8 +49,12 @@ class _FirstImages:
         # The eval step does not return its predictions; recomputing a few images is cheap.
         with torch.no_grad():
             labels = pl_module.logits_to_labels(pl_module.predict_logits(images))
+        masks = batch["mask"][:take]
+        if images.ndim == 5:  # 3-D volumes: the middle slice of the last (through-plane) axis
+            middle = images.shape[-1] // 2
+            images, masks, labels = images[..., middle], masks[..., middle], labels[..., middle]
         self.parts["image"].append(images.detach().float().cpu().numpy())
-        self.parts["mask"].append(batch["mask"][:take].detach().cpu().numpy())
+        self.parts["mask"].append(masks.detach().cpu().numpy())
         self.parts["prediction"].append(labels.detach().cpu().numpy())
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
 from losses import available, loss_task
+from models.window_inferer import build_volume_inferer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,16 @@ def fill_from_datamodule(cfg: DictConfig, datamodule: object) -> None:
         for key in ("in_channels", "num_classes"):
             if key in cfg.datamodule and cfg.datamodule[key] is None and getattr(datamodule, key, None) is not None:
                 cfg.datamodule[key] = getattr(datamodule, key)
+
+
+def datamodule_inferer(datamodule: object) -> object | None:
+    """The evaluation inferer the datamodule asks for: a ready one (``eval_inferer``, 2-D file data) or
+    one built here from the window it states as data (``eval_window``, 3-D volumes); ``None``: plain
+    forward passes."""
+    ready = getattr(datamodule, "eval_inferer", None)
+    if ready is not None:
+        return ready
+    return build_volume_inferer(getattr(datamodule, "eval_window", None))
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
