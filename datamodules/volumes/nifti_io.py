@@ -80,6 +80,7 @@ def read_labels(path: Path) -> NiftiVolume:
 
 def write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, ...], affine: np.ndarray | None = None) -> None:
     """Save ``array`` (``(X, Y, Z)`` or ``(X, Y, Z, C)``, dtype kept) with ``spacing`` (mm) in the header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if affine is None:
         affine = np.diag([*spacing, 1.0])
     image = nib.Nifti1Image(array, affine)
