@@ -25,8 +25,8 @@ def build_unet3d(
     if mode not in MODES:
         raise ValueError(f"build_unet3d: mode must be one of {MODES}, got {mode!r}")
     levels = len(filters)
-    if levels < 2:
-        raise ValueError(f"build_unet3d: filters needs at least two levels, got {list(filters)}")
+    if levels < 3:
+        raise ValueError(f"build_unet3d: filters needs at least three levels (DynUNet), got {list(filters)}")
     return DynUNet(
         spatial_dims=3, in_channels=in_channels, out_channels=1 if mode == "binary" else num_classes,
         kernel_size=[3] * levels, strides=[1] + [2] * (levels - 1), upsample_kernel_size=[2] * (levels - 1),
