@@ -18,7 +18,6 @@ seed, and no volume is shared between splits.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,8 +25,6 @@ from scipy import ndimage
 
 from common.names import SPLITS
 from datamodules.volumes.base import Volume, VolumeDataModule, VolumeStore
-
-log = logging.getLogger(__name__)
 
 FAMILIES = ("blob", "tube", "lesion")
 _SPLIT_IDS = {split: k for k, split in enumerate(SPLITS)}
