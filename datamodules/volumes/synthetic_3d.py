@@ -10,7 +10,7 @@ classes 1..K, one shape family per class:
 
 Object counts per volume are uniform in the class's ``object_counts`` range (inclusive), which with the
 radii sets the class imbalance. Objects never overlap. The image is a smooth background texture,
-each class at its own ``intensities`` value above it (scaled by a per-object contrast in
+each class at its own ``intensities`` value relative to it (negative: darker) (scaled by a per-object contrast in
 ``contrast_range``), a multiplicative bias field, Gaussian blur and noise, then z-scored per volume.
 
 A volume depends only on ``(seed, split, index)``: val/test are the same for every run with the same
@@ -139,7 +139,7 @@ class Synthetic3DDataModule(VolumeDataModule):
         shape_families: Sequence[str] = ("blob", "tube", "lesion"),
         object_counts: Sequence[Sequence[int]] = ((1, 2), (1, 2), (2, 5)),
         radius_ranges: Sequence[Sequence[float]] = ((5.0, 9.0), (1.0, 1.6), (1.0, 2.0)),
-        intensities: Sequence[float] = (1.0, 1.5, 2.0),
+        intensities: Sequence[float] = (1.0, -1.5, 2.5),
         tube_length: int = 40,
         contrast_range: Sequence[float] = (0.7, 1.0),
         background_texture: float = 0.2,
