@@ -1,31 +1,54 @@
 """Reading images and label masks from disk, in every format the data layouts accept.
 
 Images come back as numpy arrays ``(H, W, C)`` with ``C`` 1 (grayscale) or 3 (RGB) and their stored
-dtype (``uint8``, ``uint16`` or ``float32``): alpha channels are dropped, palette images are expanded
-to RGB, 1-bit images become 0/255. ``to_float_tensor`` turns them into float32 ``(C, H, W)`` tensors
-in [0, 1] (integer images are divided by their dtype's maximum: 255 or 65535).
+dtype (``uint8``, ``uint16`` or ``float32``). ``to_float_tensor`` turns them into float32 ``(C, H, W)``
+tensors in [0, 1]: integer images are divided by their dtype's maximum (255 or 65535), not by the
+data's range, so a 12-bit image in a 16-bit file looks dark — ``normalize: auto`` restores the contrast.
 
-Masks come back as integer arrays ``(H, W)`` of the stored values: palette masks as palette
-*indices* (the colours are ignored), 1-bit masks as 0/1. Masks must be lossless (png, tif, gif, bmp);
-JPEG compression changes label values, so a ``.jpg`` mask is an error.
+Conventions, the same for every format:
 
-TIFF goes through ``tifffile`` (16-bit RGB and float TIFFs, which PIL cannot read faithfully), every
-other format through PIL. Every failure raises :class:`ImageReadError` naming the file.
+- **Alpha is dropped** (RGBA → RGB, gray+alpha → gray), without compositing: datasets store the
+  full image under the alpha, and a field-of-view belongs in ``roi/``.
+- **Palette images** are expanded to their colours; **palette masks** are read as palette
+  *indices* (the VOC convention: index = class) — except when every colour the mask uses is a gray
+  level: that palette is only a grayscale lookup (GIF has no other way to store gray, and encoders
+  reorder palettes), so the gray level is the value. A GIF vessel mask in 0/255 reads 0/255 whatever
+  the index order, and the datamodule maps 0/255 → 0/1.
+- **1-bit** images read 0/255, 1-bit masks 0/1; 16-bit PNG and TIFF keep 16 bits (masks up to 65535).
+- **Orientation**: the EXIF orientation tag (JPEG from cameras and phones, also PNG/WebP) is applied,
+  to images and masks alike, so arrays are what an image viewer — and an annotation tool — shows.
+- **TIFF** (through ``tifffile`` + ``imagecodecs``: uncompressed, LZW, deflate/zlib, PackBits,
+  JPEG, zstd, LZMA, …; 8/16-bit, float; chunky or planar): one file holds one 2-D image. Smaller
+  pages (thumbnails, pyramid levels) are ignored. Several full-size pages are read as channels only
+  when the file labels them so (ImageJ/OME axis ``C``, 3 pages for an image); any other stack —
+  z-slices, time points, unlabelled pages — is an error, because taking the first page would
+  silently drop data. Min-is-white TIFFs are inverted, palette TIFFs expanded; CMYK is refused.
+- **GIF/APNG** with several frames are refused (ambiguous like a TIFF stack); JPEG/MPO files read
+  their first (main) picture.
+
+Masks are integer arrays ``(H, W)`` of the stored values. Masks must be lossless (png, tif, gif,
+bmp): JPEG changes label values, so a ``.jpg`` mask is an error. Every failure raises
+:class:`ImageReadError` naming the file.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import tifffile
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp")
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".bmp")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _INTEGER_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_EXIF_ORIENTATION = 0x0112
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_MULTI_FRAME_REFUSED = ("GIF", "PNG")  # MPO (phone JPEG + preview/depth) reads its main picture
 
 
 class ImageReadError(ValueError):
@@ -34,7 +57,7 @@ class ImageReadError(ValueError):
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """Header facts of an image file, read without decoding the pixels."""
+    """Header facts of an image file, read without decoding the pixels (orientation applied)."""
 
     height: int
     width: int
@@ -42,20 +65,27 @@ class ImageInfo:
 
 
 def probe(path: str | Path) -> ImageInfo:
-    """Height, width and channel count (1 or 3, alpha not counted) from the file header."""
+    """Height, width and channel count (1 or 3, alpha not counted) from the file header.
+
+    Agrees with :func:`read_image` on every readable file, EXIF rotations included."""
     path = Path(path)
-    try:
-        if path.suffix.lower() in _TIFF_SUFFIXES:
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        with _reading(path):
             with tifffile.TiffFile(path) as tif:
-                shape = tif.series[0].shape
-            height, width, channels = _tiff_layout(shape, path)
-            return ImageInfo(height, width, 1 if channels <= 2 else 3)
-        with Image.open(path) as image:
-            width, height = image.size
-            mode = image.mode
-    except (OSError, UnidentifiedImageError, tifffile.TiffFileError, IndexError) as error:
-        raise ImageReadError(f"cannot read {path}: {error}") from None
-    return ImageInfo(height, width, 1 if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3)
+                series, layout = _tiff_series(tif, path, as_mask=False)
+                channels = 3 if series.keyframe.photometric == tifffile.PHOTOMETRIC.PALETTE else layout.channels
+        return ImageInfo(layout.height, layout.width, _without_alpha(channels))
+    with _reading(path), Image.open(path) as image:
+        _check_frames(image, path)
+        width, height = image.size
+        if _orientation(image) in (5, 6, 7, 8):
+            width, height = height, width
+        colour_type = _png_16bit_colour(path) if image.format == "PNG" else None
+        if colour_type is not None:
+            channels = 1 if colour_type == 4 else 3
+        else:
+            channels = 1 if image.mode in _GRAY_MODES else 3
+    return ImageInfo(height, width, channels)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -63,17 +93,12 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageReadError(f"{path}: unsupported image format {path.suffix!r}; accepted: {', '.join(IMAGE_SUFFIXES)}")
-    if path.suffix.lower() in _TIFF_SUFFIXES:
-        array = _read_tiff(path)
-    else:
-        array = _read_pil(path, as_mask=False)
+    array = _read_tiff(path, as_mask=False) if path.suffix.lower() in _TIFF_SUFFIXES else _read_pil(path, as_mask=False)
     if array.ndim == 2:
         array = array[:, :, None]
     channels = array.shape[2]
-    if channels == 2:  # gray + alpha
-        array = array[:, :, :1]
-    elif channels == 4:  # RGB + alpha
-        array = array[:, :, :3]
+    if channels in (2, 4):  # gray + alpha, RGB + alpha
+        array = array[:, :, :channels - 1]
     elif channels not in (1, 3):
         raise ImageReadError(f"{path}: {channels} channels; accepted: 1 (gray), 2 (gray+alpha), 3 (RGB), 4 (RGBA)")
     return _image_dtype(np.ascontiguousarray(array), path)
@@ -88,7 +113,7 @@ def read_mask(path: str | Path) -> np.ndarray:
                              f"save masks as {', '.join(MASK_SUFFIXES)}")
     if suffix not in MASK_SUFFIXES:
         raise ImageReadError(f"{path}: unsupported mask format {suffix!r}; accepted: {', '.join(MASK_SUFFIXES)}")
-    array = _read_tiff(path) if suffix in _TIFF_SUFFIXES else _read_pil(path, as_mask=True)
+    array = _read_tiff(path, as_mask=True) if suffix in _TIFF_SUFFIXES else _read_pil(path, as_mask=True)
     if array.ndim == 3:
         if array.shape[2] in (2, 4):  # drop alpha
             array = array[:, :, :-1]
@@ -150,55 +175,196 @@ def files_by_stem(folder: str | Path, suffixes: tuple[str, ...]) -> dict[str, Pa
     return found
 
 
+class _reading:
+    """Context that turns any decoder failure into an :class:`ImageReadError` naming the file.
+
+    Decoders raise many types (OSError, ValueError, imagecodecs' own errors, struct and index
+    errors on truncated headers); the user needs the file and the reason, whatever the type."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None or isinstance(error, ImageReadError) or not isinstance(error, Exception):
+            return False
+        raise ImageReadError(f"cannot read {self.path}: {error} (unreadable or corrupt file)") from error
+
+
 def _read_pil(path: Path, as_mask: bool) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode == "P" and as_mask:
-                return np.array(image)  # palette indices, not colours
-            if mode == "P":
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "PA"):
-                image = image.convert("RGB")
-            elif mode == "1":
-                return np.array(image).astype(np.uint8) * (1 if as_mask else 255)
-            elif mode in ("I;16B", "I;16L", "I;16N"):
-                image = image.convert("I;16")
-            return np.array(image)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"cannot read {path}: {error} (unreadable or corrupt file)") from None
+    with _reading(path), Image.open(path) as image:
+        _check_frames(image, path)
+        orientation = _orientation(image)
+        if image.format == "PNG" and _png_16bit_colour(path) is not None:
+            # Pillow reduces 16-bit RGB(A) / gray+alpha PNGs to 8 bits; imagecodecs keeps them
+            return _orient(imagecodecs.png_decode(path.read_bytes()), orientation)
+        image.load()
+        mode = image.mode
+        if mode == "P" and as_mask:
+            array = _palette_mask(np.array(image), image.getpalette() or [])
+        elif mode in ("P", "PA"):
+            array = np.array(image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB"))
+        elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+            array = np.array(image.convert("RGB"))
+        elif mode == "1":
+            array = np.array(image).astype(np.uint8) * (1 if as_mask else 255)
+        elif mode in ("I;16B", "I;16L", "I;16N"):
+            array = np.array(image.convert("I;16"))
+        else:
+            array = np.array(image)
+    return _orient(array, orientation)
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _check_frames(image: Image.Image, path: Path) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and image.format in _MULTI_FRAME_REFUSED:
+        raise ImageReadError(f"{path}: {image.format} with {frames} frames; one file must hold one image "
+                             "(save the frame you mean as its own file)")
+
+
+def _orientation(image: Image.Image) -> int:
     try:
-        array = tifffile.imread(path)
-    except (OSError, ValueError, tifffile.TiffFileError, IndexError) as error:
-        raise ImageReadError(f"cannot read {path}: {error} (unreadable or corrupt file)") from None
-    height, width, channels = _tiff_layout(array.shape, path)
-    if array.ndim == 3 and array.shape[-1] != channels:  # planar (C, H, W)
-        array = np.moveaxis(array, 0, -1)
+        value = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except (ValueError, TypeError, SyntaxError, OSError):  # a broken EXIF block must not hide the pixels
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1–8) to an ``(H, W[, C])`` array, as ``ImageOps.exif_transpose`` does."""
+    transforms = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(transforms[orientation](array))
+
+
+def _png_16bit_colour(path: Path) -> int | None:
+    """The PNG colour type of 16-bit RGB (2), gray+alpha (4) or RGBA (6) files — those Pillow reads as
+    8-bit — else None."""
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    if header[:8] == _PNG_SIGNATURE and len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6):
+        return header[25]
+    return None
+
+
+def _palette_mask(indices: np.ndarray, palette: list[int]) -> np.ndarray:
+    """Palette indices, or the gray levels when every palette entry the mask uses is gray."""
+    colours = np.zeros((256, 3), dtype=np.int64)
+    entries = np.asarray(palette, dtype=np.int64)[: 256 * 3]
+    colours[: len(entries) // 3] = entries[: len(entries) // 3 * 3].reshape(-1, 3)
+    used = colours[np.unique(indices)]
+    if np.all(used == used[:, :1]):
+        return colours[:, 0].astype(np.uint8)[indices]
+    return indices
+
+
+@dataclass(frozen=True)
+class _TiffLayout:
+    height: int
+    width: int
+    channels: int
+    axes: str  # of the squeezed array, e.g. "YX", "YXS", "SYX", "CYX"
+    shape: tuple[int, ...]
+
+
+def _tiff_series(tif: tifffile.TiffFile, path: Path, as_mask: bool) -> tuple[tifffile.TiffPageSeries, _TiffLayout]:
+    """The series holding the image, and its layout; refuses files that hold more than one full-size image."""
+    if not tif.series:
+        raise ImageReadError(f"{path}: TIFF without images")
+    series = tif.series[0]
+    axes, shape = series.get_axes(squeeze=False), series.get_shape(squeeze=False)
+    if "Y" not in axes or "X" not in axes:
+        raise ImageReadError(f"{path}: TIFF series with axes {axes!r} has no 2-D image plane")
+    kept = [(axis, size) for axis, size in zip(axes, shape) if size > 1 or axis in "YX"]
+    layout_axes = "".join(axis for axis, _ in kept)
+    sizes = dict(kept)
+    stacked = {axis: size for axis, size in kept if axis not in "YXS"}
+    height, width = sizes["Y"], sizes["X"]
+    same_size = [s for s in tif.series[1:] if _series_plane(s) == (height, width)]
+    what = "a mask" if as_mask else "an image"
+    hint = ("save one image per file; an RGB image as one RGB page (e.g. tifffile.imwrite(path, array_HWC, "
+            "photometric='rgb'))" + ("" if as_mask else ", or label 3 gray pages as channels (ImageJ axes 'CYX')"))
+    if same_size:
+        raise ImageReadError(f"{path}: TIFF holding {1 + len(same_size)} separate full-size images; {what} file "
+                             f"must hold one 2-D plane ({hint})")
+    if not stacked:
+        return series, _TiffLayout(height, width, sizes.get("S", 1), layout_axes, tuple(s for _, s in kept))
+    if list(stacked) == ["C"] and "S" not in sizes and not as_mask and stacked["C"] == 3:
+        return series, _TiffLayout(height, width, 3, layout_axes, tuple(s for _, s in kept))
+    described = ", ".join(f"{axis}={size}" for axis, size in stacked.items())
+    raise ImageReadError(f"{path}: multi-page TIFF, axes {layout_axes!r} ({described}) with {height}x{width} (HxW) "
+                         f"pages; {what} file must hold one 2-D plane and the first page is not taken silently "
+                         f"({hint})")
+
+
+def _series_plane(series: tifffile.TiffPageSeries) -> tuple[int, int] | None:
+    axes, shape = series.get_axes(squeeze=False), series.get_shape(squeeze=False)
+    if "Y" not in axes or "X" not in axes:
+        return None
+    return shape[axes.index("Y")], shape[axes.index("X")]
+
+
+def _read_tiff(path: Path, as_mask: bool) -> np.ndarray:
+    with _reading(path), tifffile.TiffFile(path) as tif:
+        series, layout = _tiff_series(tif, path, as_mask)
+        page = series.keyframe
+        photometric = page.photometric
+        array = series.asarray(level=0).reshape(layout.shape)
+        if photometric in (tifffile.PHOTOMETRIC.SEPARATED, tifffile.PHOTOMETRIC.CIELAB,
+                           tifffile.PHOTOMETRIC.ICCLAB, tifffile.PHOTOMETRIC.ITULAB):
+            raise ImageReadError(f"{path}: TIFF in colour space {photometric.name}; accepted: gray, RGB, palette "
+                                 "(convert it to RGB)")
+        order = [layout.axes.index("Y"), layout.axes.index("X")] + [
+            k for k, axis in enumerate(layout.axes) if axis not in "YX"]
+        array = array.transpose(order)
+        if photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+            array = _tiff_palette(array, page.colormap, as_mask)
+        elif photometric == tifffile.PHOTOMETRIC.MINISWHITE and not as_mask:
+            array = _invert(array, page.bitspersample)
     return array
 
 
-def _tiff_layout(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
-    if len(shape) == 2:
-        return shape[0], shape[1], 1
-    if len(shape) == 3 and shape[-1] <= 4:
-        return shape[0], shape[1], shape[2]
-    if len(shape) == 3 and shape[0] <= 4:
-        return shape[1], shape[2], shape[0]
-    raise ImageReadError(f"{path}: TIFF of shape {tuple(shape)}; accepted: one 2-D plane (H, W) with 1-4 channels")
+def _tiff_palette(indices: np.ndarray, colormap: np.ndarray, as_mask: bool) -> np.ndarray:
+    """Palette TIFF: colours for images (8-bit when the 16-bit map is a scaled 8-bit one), indices for masks."""
+    colours = np.asarray(colormap).T  # (entries, 3), 16-bit
+    eight_bit = np.all(colours % 257 == 0) or colours.max() <= 255
+    colours = (colours // 257 if colours.max() > 255 else colours).astype(np.uint8) if eight_bit else colours
+    if as_mask:
+        used = colours[np.unique(indices)]
+        return colours[indices, 0] if eight_bit and np.all(used == used[:, :1]) else indices
+    return colours[indices]
+
+
+def _invert(array: np.ndarray, bits: int) -> np.ndarray:
+    if array.dtype == np.bool_:
+        return ~array
+    if array.dtype.kind in "ui":
+        return (2 ** bits - 1 - array.astype(np.int64)).astype(array.dtype)
+    return array
+
+
+def _without_alpha(channels: int) -> int:
+    return 1 if channels <= 2 else 3
 
 
 def _image_dtype(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype in (np.uint8, np.uint16, np.float32):
         return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
     if array.dtype.kind == "f":
         return array.astype(np.float32)
     if array.dtype.kind in "iu" and array.size and 0 <= array.min() and array.max() <= 65535:
         return array.astype(np.uint16)
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
     raise ImageReadError(f"{path}: image dtype {array.dtype} with values outside 0..65535; "
                          "accepted: 8/16-bit integer or float images")

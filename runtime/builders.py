@@ -10,7 +10,8 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
 from losses import available, loss_task
-from models.window_inferer import build_volume_inferer
+from models.sliding_window import SlidingWindowInferer
+from models.window_inferer import VolumeInferer
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,15 @@ def fill_from_datamodule(cfg: DictConfig, datamodule: object) -> None:
                 cfg.datamodule[key] = getattr(datamodule, key)
 
 
-def datamodule_inferer(datamodule: object) -> object | None:
-    """The evaluation inferer the datamodule asks for: a ready one (``eval_inferer``, 2-D file data) or
-    one built here from the window it states as data (``eval_window``, 3-D volumes); ``None``: plain
-    forward passes."""
-    ready = getattr(datamodule, "eval_inferer", None)
-    if ready is not None:
-        return ready
-    return build_volume_inferer(getattr(datamodule, "eval_window", None))
+def build_eval_inferer(datamodule: object) -> SlidingWindowInferer | VolumeInferer | None:
+    """The model's evaluation inferer from the datamodule's ``eval_window`` wish (patch size, overlap,
+    blend, …): a 2-D sliding window for a two-value ``patch_size``, the 3-D volume inferer (whole pass
+    or MONAI's Gaussian sliding window) for a three-value one; None when the datamodule evaluates
+    whole inputs in one forward pass."""
+    window = getattr(datamodule, "eval_window", None)
+    if window is None:
+        return None
+    return VolumeInferer(**window) if len(window["patch_size"]) == 3 else SlidingWindowInferer(**window)
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:

@@ -215,11 +215,11 @@ class VolumeDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------------- public API
     @staticmethod
     def _check_window(window: dict[str, Any], patch: tuple[int, ...], name: str) -> dict[str, Any]:
-        accepted = {"overlap", "mode", "sigma_scale", "sw_batch_size", "whole_volume_max_voxels", "roi_size"}
+        accepted = {"overlap", "mode", "sigma_scale", "sw_batch_size", "whole_volume_max_voxels"}
         unknown = set(window) - accepted
         if unknown:
             raise ValueError(f"{name}: sliding_window has unknown key(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
-        out = {"roi_size": list(window.get("roi_size") or patch), "overlap": float(window.get("overlap", 0.25)),
+        out = {"patch_size": list(patch), "overlap": float(window.get("overlap", 0.25)),
                "mode": window.get("mode", "gaussian"), "sigma_scale": float(window.get("sigma_scale", 0.125)),
                "sw_batch_size": int(window.get("sw_batch_size", 2)),
                "whole_volume_max_voxels": int(window.get("whole_volume_max_voxels", 0))}

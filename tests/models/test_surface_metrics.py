@@ -8,7 +8,7 @@ import torch
 
 from models.seg_metrics import SegmentationMetrics
 from models.surface_metrics import SurfaceMetrics
-from models.window_inferer import VolumeInferer, build_volume_inferer
+from models.window_inferer import VolumeInferer
 
 
 def _cube(shape=(20, 20, 20), at=(5, 5, 5), size=5, cls=1) -> torch.Tensor:
@@ -98,6 +98,5 @@ def test_whole_pass_pads_to_a_multiple_of_the_net_stride():
 
     out = VolumeInferer([8, 8, 8], whole_volume_max_voxels=10_000, divisible=8)(net, torch.ones(1, 1, 10, 8, 3))
     assert seen == [(16, 8, 8)] and out.shape == (1, 2, 10, 8, 3)
-    assert build_volume_inferer(None) is None
-    with pytest.raises(ValueError, match="roi_size"):
+    with pytest.raises(ValueError, match="patch_size"):
         VolumeInferer([8, 8])

@@ -1,0 +1,87 @@
+"""``model.compile`` and channels_last on CPU: the default model + loss in a plain training loop, eager vs
+``torch.compile`` vs channels_last, interleaved in one process. Prints the one-off compile time (first
+steps) and steady-state samples/s side by side with the ratio to eager. Absolute numbers on shared
+machines are noise; the ratio is what matters (benchmarks/gpu.py measures the same on a GPU).
+
+    python benchmarks/compile_speed.py [--steps 20] [--repeats 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from runtime.compile import maybe_compile, use_channels_last  # noqa: E402
+from runtime.compose import compose_config  # noqa: E402
+
+VARIANTS = ("eager", "compile", "channels_last")
+
+
+def setup(out: Path):
+    cfg = compose_config([], out)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.datamodule)
+    datamodule.setup("fit")
+    batches = [batch for _, batch in zip(range(4), datamodule.train_dataloader())]
+    return cfg, batches
+
+
+def run(cfg, batches, variant: str, steps: int, warmup: int) -> tuple[float, float]:
+    """``(seconds of the first ``warmup`` steps, steady samples/s)`` of one variant, fresh model."""
+    module = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
+    net = use_channels_last(module.net, variant == "channels_last")
+    net = maybe_compile(net, variant == "compile")
+    optimizer = module.optimizer_factory(params=module.net.parameters())
+    net.train()
+
+    def step(batch):
+        optimizer.zero_grad(set_to_none=True)
+        module.loss(net(batch["image"]), batch["mask"]).backward()
+        optimizer.step()
+
+    start = time.perf_counter()
+    for k in range(warmup):
+        step(batches[k % len(batches)])
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for k in range(steps):
+        step(batches[k % len(batches)])
+    return first, steps * batches[0]["image"].shape[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    first: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    rate: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, batches = setup(Path(tmp))
+        for _ in range(args.repeats):
+            for variant in VARIANTS:
+                torch._dynamo.reset()
+                f, r = run(cfg, batches, variant, args.steps, args.warmup)
+                first[variant].append(f)
+                rate[variant].append(r)
+    eager = statistics.median(rate["eager"])
+    print(f"default model (configs/model/unet.yaml) + loss=ce, batch {batches[0]['image'].shape[0]} x "
+          f"{tuple(batches[0]['image'].shape[1:])}, {args.steps} steady steps after {args.warmup} warm-up steps, "
+          f"median of {args.repeats}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{'variant':<16}{'first steps s':>14}{'samples/s':>12}{'ratio':>8}")
+    for variant in VARIANTS:
+        r = statistics.median(rate[variant])
+        print(f"{variant:<16}{statistics.median(first[variant]):>14.2f}{r:>12.2f}{r / eager:>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
