@@ -108,3 +108,22 @@ def test_mri_like_decathlon_folder_reaches_dice_070_with_defaults(tmp_path):
                f"hydra.run.dir={run_dir}")
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     assert metrics["test/dice_fg"] >= 0.70
+
+
+def test_saved_example_slices_keep_one_shape_when_volumes_differ():
+    import torch
+
+    from runtime.callbacks import _FirstImages
+
+    class Identity:
+        def predict_logits(self, images):
+            return images
+
+        def logits_to_labels(self, logits):
+            return logits[:, 0].long()
+
+    first = _FirstImages(num_images=4)
+    for size in (6, 8, 6):  # whole volumes of different in-plane sizes, one per batch
+        first.add(Identity(), {"image": torch.zeros(1, 1, size, size, 4), "mask": torch.zeros(1, size, size, 4)})
+    arrays = first.arrays()
+    assert arrays["image"].shape == (2, 1, 6, 6) and arrays["mask"].shape == (2, 6, 6)
