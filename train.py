@@ -24,8 +24,9 @@ from runtime.builders import (
     instantiate_callbacks,
     instantiate_loggers,
 )
+from runtime.history import History
 from runtime.resolvers import register_resolvers
-from runtime.run_record import is_completed, one_line_error, package_versions, read_record, write_record
+from runtime.run_record import BEST_EPOCH, HISTORY, is_completed, one_line_error, package_versions, read_record, write_record
 
 log = logging.getLogger("lossbench")
 
@@ -51,6 +52,8 @@ def _base_record(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": None,
         "epochs": 0,
         "metrics": {},
+        HISTORY: {},
+        BEST_EPOCH: None,
         "optimized_metric": cfg.optimized_metric,
         "versions": package_versions(),
     }
@@ -99,12 +102,16 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
 
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    history = History()
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[*callbacks, history], logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    record["epochs"] = trainer.current_epoch
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:  # a failed fit keeps its curves as far as it got
+        record["epochs"] = trainer.current_epoch
+        record.update(history.summary(trainer, cfg.optimized_metric, cfg.optimized_metric_mode))
     checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     record["best_checkpoint"] = best

@@ -87,7 +87,9 @@ def resolve_shared(cls: type, base: type, given: Mapping[str, Any], shared_keywo
     own = own_keywords(cls, base)
     for old, new in DEPRECATED_KEYWORDS.items():
         if old in given and old not in own and new in shared_keywords:
-            if new in given:
+            # a saved config merged into today's YAML carries the new key at its default: the
+            # old key is the user's choice then
+            if new in given and given[new] != defaults[new]:
                 raise ValueError(f"{loss_name(cls)}: got both {old!r} (deprecated) and {new!r}; "
                                  f"give only {new!r}")
             warnings.warn(f"{loss_name(cls)}: keyword {old!r} is deprecated and will be removed in "

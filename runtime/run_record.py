@@ -8,9 +8,16 @@ import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 RECORD_NAME = "metrics.json"
+# Budget fields: per-epoch curves, the evaluated checkpoint's epoch, the early-stopping settings and
+# outcome, and whether the run's validation curve had levelled off (``converged`` below).
+HISTORY = "history"
+BEST_EPOCH = "best_epoch"
+EARLY_STOPPING = "early_stopping"
+CONVERGED = "converged"
+CONVERGED_TOL = 0.01
 _VERSIONED_PACKAGES = (
     "torch",
     "torchvision",
@@ -76,6 +83,44 @@ def read_record(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 def is_completed(run_dir: str | os.PathLike) -> bool:
     record = read_record(run_dir)
     return record is not None and record.get("status") == "completed"
+
+
+def converged(curve: Sequence[float | None], mode: str, tol: float = CONVERGED_TOL, *,
+              stopped_early: bool = False) -> bool:
+    """Whether a validation curve (one value per epoch) has levelled off — lossbench's one definition,
+    used for the run record and the report alike.
+
+    A run converged if early stopping fired, or if the best value of the last quarter of the epochs
+    (``max(1, n // 4)`` epochs) is within ``tol`` of the best value before that quarter:
+    improves on it by at most ``tol`` (``mode="max"``, metrics that are fractions: absolute,
+    ``best_last <= best_before + tol``; ``mode="min"``, e.g. HD95 in mm: relative,
+    ``best_last >= best_before - tol * |best_before|``). A last quarter that is worse than the earlier best counts as levelled off: the curve
+    peaked before it. Missing values (``None``/NaN, e.g. a metric undefined at an epoch) are skipped;
+    a curve with fewer than 2 epochs, or with no finite value on either side, has not converged.
+
+    >>> converged([0.2, 0.5, 0.60, 0.605], "max")
+    True
+    >>> converged([0.2, 0.4, 0.50, 0.56], "max")
+    False
+    """
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    if stopped_early:
+        return True
+    n = len(curve)
+    if n < 2:
+        return False
+    tail = max(1, n // 4)
+
+    def finite(values: Sequence[float | None]) -> list[float]:
+        return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+    before, last = finite(curve[: n - tail]), finite(curve[n - tail:])
+    if not before or not last:
+        return False
+    if mode == "max":
+        return max(last) <= max(before) + tol
+    return min(last) >= min(before) - tol * abs(min(before))
 
 
 def one_line_error(error: BaseException) -> str:

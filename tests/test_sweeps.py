@@ -14,15 +14,16 @@ import pytest
 from runtime.compose import REPO
 
 # debug=fast on 8/4/4 images, one epoch, a 3-stage ResNet-18 U-Net: a few seconds per job on CPU.
-TINY = ["debug=fast", "trainer.max_epochs=1", "datamodule.train_size=8", "datamodule.val_size=4",
+TINY = ["debug=fast", "datamodule.train_size=8", "datamodule.val_size=4",
         "datamodule.test_size=4", "model.net.encoder_depth=3", "model.net.decoder_channels=[16,16,8]",
         "callbacks.progress_bar=null"]
 BCE_ERROR = "ValueError: mode: bce supports 'binary' and 'multilabel', got 'multiclass'"
 
 
 def multirun(sweep_dir: Path, *overrides: str, env: dict[str, str] | None = None,
-             timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "train.py", "-m", *TINY, f"hydra.sweep.dir={sweep_dir}", *overrides]
+             timeout: int = 600, epochs: int = 1) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "train.py", "-m", *TINY, f"trainer.max_epochs={epochs}", f"hydra.sweep.dir={sweep_dir}",
+           *overrides]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
                 "MPLBACKEND": "Agg", **(env or {})}
     done = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
@@ -81,12 +82,12 @@ def test_sweep_end_writes_the_leaderboard_with_statistics(resumed_sweep):
         row = lb.loc[loss]
         assert row["miou_std"] >= 0 and row["miou_ci_low"] <= row["miou_mean"] <= row["miou_ci_high"]
     for loss in ("dice", "focal"):
-        # Two pairs: the exact two-sided Wilcoxon p is 0.5 (same sign) or 1.0.
-        assert lb.loc[loss, "n_pairs"] == 2 and lb.loc[loss, "miou_p"] in (0.5, 1.0)
-        assert -1.0 <= lb.loc[loss, "miou_effect"] <= 1.0
+        # Two pairs, paired t by default; Holm over the table's rows never lowers a p-value.
+        assert lb.loc[loss, "n_pairs"] == 2 and 0.0 <= lb.loc[loss, "miou_p"] <= lb.loc[loss, "miou_p_holm"] <= 1.0
+        assert lb.loc[loss, "miou_delta_ci_low"] <= lb.loc[loss, "miou_delta"] <= lb.loc[loss, "miou_delta_ci_high"]
     assert sorted(lb["rank"].dropna().astype(int)) == [1, 2, 3]
     sweep_dir = resumed_sweep["dir"]
-    for name in ("leaderboard.md", "report.html", "metric_bars.png", "predictions_synthetic_imbalanced.png"):
+    for name in ("leaderboard.md", "report.html", "seed_strips.png", "predictions_synthetic_imbalanced.png"):
         assert (sweep_dir / name).stat().st_size > 500, name
 
 
@@ -110,6 +111,20 @@ def test_resume_reruns_exactly_the_missing_and_failed_jobs(resumed_sweep):
         assert second[n]["status"] == "failed"
         assert "already completed, skipped" not in (sweep_dir / str(n) / "train.log").read_text()
     assert len(resumed_sweep["kept"]) + len(resumed_sweep["failed_mtimes"]) + 1 == 8
+
+
+def test_every_job_of_a_sweep_records_its_history_and_best_epoch(tmp_path):
+    sweep_dir = tmp_path / "history"
+    multirun(sweep_dir, "loss=ce,dice", "seed=1,2", "hydra.callbacks.compare.enabled=false", epochs=3)
+    recs = records(sweep_dir)
+    assert sorted((r["loss"], r["seed"]) for r in recs.values()) == [("ce", 1), ("ce", 2), ("dice", 1), ("dice", 2)]
+    for rec in recs.values():
+        assert rec["status"] == "completed" and rec["epochs"] == 3
+        assert {"train/loss", "val/miou"} <= set(rec["history"])
+        assert {len(curve) for curve in rec["history"].values()} == {3}
+        miou = rec["history"]["val/miou"]
+        assert rec["best_epoch"] == miou.index(max(miou))
+        assert isinstance(rec["converged"], bool) and rec["early_stopping"]["patience"] == 100
 
 
 def test_joblib_launcher_runs_two_jobs_in_parallel_with_dataloader_workers(tmp_path):
@@ -232,9 +247,15 @@ def test_benchmark_presets_cover_the_registry_and_the_cpu_variant_is_a_delta(tmp
     losses = full.hydra.sweeper.params.loss.split(",")
     assert sorted(losses) == sorted(set(available("segmentation")) - {"bce", "composite"})
     assert (full.hydra.sweeper.params.seed, cpu.hydra.sweeper.params.seed) == ("1,2,3,4,5", "1,2,3")
-    assert (full.trainer.max_epochs, cpu.trainer.max_epochs) == (30, 4)
-    assert (full.datamodule.train_size, cpu.datamodule.train_size) == (800, 192)
+    assert (full.trainer.max_epochs, cpu.trainer.max_epochs) == (60, 40)
+    assert (full.datamodule.train_size, cpu.datamodule.train_size) == (800, 96)
     assert cpu.model.net.encoder_depth == 3 and full.model.net.encoder_depth == 4
+    # Early stopping may not end a run before a third of the maximum; patience is a fifth of it.
+    for cfg in (full, cpu):
+        stopper = cfg.callbacks.early_stopping
+        assert stopper.min_delta == 0.005 and stopper.monitor == cfg.optimized_metric
+        assert cfg.trainer.min_epochs == cfg.trainer.max_epochs // 3
+        assert stopper.patience == cfg.trainer.max_epochs // 5
 
     box = _compose(["experiment=box_loss_benchmark"], tmp_path)
     assert box.task == "detection" and box.hydra.callbacks.compare.baseline == "giou"

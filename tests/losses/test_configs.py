@@ -110,10 +110,12 @@ def test_yaml_typo_names_the_loss_and_the_accepted_keywords():
 
 
 def test_old_class_weight_beta_key_in_a_saved_config_still_works():
-    cfg = load("weighted_ce", overrides=("~class_weight_beta", "+beta=0.99", "weight_scheme=effective_number"))
-    with pytest.warns(DeprecationWarning, match="'beta' is deprecated.*'class_weight_beta'"):
-        loss = instantiate(cfg)
-    assert loss.class_weight_beta == 0.99
+    for overrides in (("~class_weight_beta", "+beta=0.99"),  # a saved, resolved config.yaml
+                      ("+beta=0.99",)):                       # an old experiment file merged into the YAML
+        cfg = load("weighted_ce", overrides=(*overrides, "weight_scheme=effective_number"))
+        with pytest.warns(DeprecationWarning, match="'beta' is deprecated.*'class_weight_beta'"):
+            loss = instantiate(cfg)
+        assert loss.class_weight_beta == 0.99
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert instantiate(load("tversky", overrides=("beta=0.9",))).beta == 0.9  # Tversky's own beta

@@ -352,6 +352,10 @@ def test_old_class_weight_beta_names_warn_and_work(name, old):
     torch.testing.assert_close(loss.class_weights, new.class_weights)
     with pytest.raises(ValueError, match=rf"got both '{old}' \(deprecated\) and 'class_weight_beta'"):
         build_loss(name, mode="multiclass", class_weight_beta=0.9, **{old: 0.99})
+    # an old experiment/sweep config merged into today's YAML: the new key is at its default
+    with pytest.warns(DeprecationWarning):
+        merged = build_loss(name, mode="multiclass", class_weight_beta=0.9999, **{old: 0.99})
+    assert merged.class_weight_beta == 0.99
 
 
 def test_tversky_beta_is_the_false_negative_weight_without_warning(recwarn):
