@@ -11,6 +11,10 @@ Object metrics (:class:`ObjectRecall`) count ground-truth connected components: 
 share of all foreground components hit, ``object_recall/<k>`` the share per class, and
 ``small_recall/<bucket>`` the share per object-area bucket (edges in pixels, e.g. ``(16, 64)`` gives
 buckets ``lt16``, ``16-64``, ``ge64``). Pixel metrics hide missed tiny objects; these do not.
+For 3-D label maps the same holds in voxels (26-connected components).
+
+With ``surface_tolerance_mm`` set, 3-D label maps also get ``hd95``/``hd95/<k>`` (mm) and
+``nsd``/``nsd/<k>`` from :class:`~models.surface_metrics.SurfaceMetrics`, using each volume's spacing.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from scipy import ndimage
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
+
+from models.surface_metrics import SurfaceMetrics
 
 
 def bucket_names(edges: Sequence[int]) -> list[str]:
@@ -88,17 +94,23 @@ class ObjectRecall(Metric):
 class SegmentationMetrics(torch.nn.Module):
     """All segmentation metrics of one split; ``compute()`` returns the contract keys without prefix."""
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None, small_object_buckets: Sequence[int] = (16, 64)):
+    def __init__(self, num_classes: int, ignore_index: int | None = None, small_object_buckets: Sequence[int] = (16, 64),
+                 surface_tolerance_mm: float | None = None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"SegmentationMetrics: num_classes must be >= 2 (binary counts 2), got {num_classes}")
         self.num_classes = num_classes
         self.confusion = MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
         self.objects = ObjectRecall(num_classes, small_object_buckets, ignore_index)
+        self.surface = None if surface_tolerance_mm is None else \
+            SurfaceMetrics(num_classes, surface_tolerance_mm, ignore_index)
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
+    def update(self, preds: Tensor, target: Tensor, spacing: Tensor | None = None) -> None:
+        """``spacing`` ``(N, 3)`` mm: used by the surface metrics of 3-D maps (``None``: 1 mm)."""
         self.confusion.update(preds, target)
         self.objects.update(preds, target)
+        if self.surface is not None and target.ndim == 4:
+            self.surface.update(preds, target, spacing)
 
     def compute(self) -> dict[str, Tensor]:
         cm = self.confusion.compute().double()
@@ -115,8 +127,12 @@ class SegmentationMetrics(torch.nn.Module):
         out.update({f"iou/{k}": iou[k] for k in range(self.num_classes)})
         out.update({f"dice/{k}": dice[k] for k in range(self.num_classes)})
         out.update(self.objects.compute())
+        if self.surface is not None and self.surface.update_count:
+            out.update(self.surface.compute())
         return out
 
     def reset(self) -> None:
         self.confusion.reset()
         self.objects.reset()
+        if self.surface is not None:
+            self.surface.reset()

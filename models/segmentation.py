@@ -48,6 +48,8 @@ class SegmentationModule(pl.LightningModule):
     (Hydra ``_partial_: true``) called with the parameters / the optimizer. ``inferer(net, images)``,
     when given, replaces ``net(images)`` at val/test/predict time (e.g. sliding-window inference on
     whole images). Each term of a composite loss (``loss.last_terms``) is logged as ``train/loss/<term>``.
+    ``surface_tolerance_mm``: 3-D only, adds HD95 and NSD at that tolerance (mm), using the batch's
+    ``spacing`` ``(B, 3)`` when the datamodule provides it.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class SegmentationModule(pl.LightningModule):
         scheduler_interval: str = "epoch",
         inferer: Callable[[nn.Module, Tensor], Tensor] | None = None,
         small_object_buckets: Sequence[int] = (16, 64),
+        surface_tolerance_mm: float | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -76,8 +79,8 @@ class SegmentationModule(pl.LightningModule):
         self.inferer = inferer
         self.mode = mode
         metric_classes = 2 if mode == "binary" else num_classes
-        self.val_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets)
-        self.test_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets)
+        self.val_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets, surface_tolerance_mm)
+        self.test_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets, surface_tolerance_mm)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
@@ -103,7 +106,7 @@ class SegmentationModule(pl.LightningModule):
         logits = self.predict_logits(batch["image"])
         loss = self.loss(logits, batch["mask"])
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=batch["image"].shape[0], sync_dist=True)
-        metrics.update(self.logits_to_labels(logits), batch["mask"])
+        metrics.update(self.logits_to_labels(logits), batch["mask"], batch.get("spacing"))
 
     def _log_metrics(self, metrics: SegmentationMetrics, stage: str) -> None:
         # A class absent everywhere has NaN scores: logged as such (null in metrics.json), and left

@@ -11,6 +11,7 @@ from pytorch_lightning.loggers import Logger
 
 from losses import available, loss_task
 from models.sliding_window import SlidingWindowInferer
+from models.window_inferer import VolumeInferer
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,15 @@ def fill_from_datamodule(cfg: DictConfig, datamodule: object) -> None:
                 cfg.datamodule[key] = getattr(datamodule, key)
 
 
-def build_eval_inferer(datamodule: object) -> SlidingWindowInferer | None:
+def build_eval_inferer(datamodule: object) -> SlidingWindowInferer | VolumeInferer | None:
     """The model's evaluation inferer from the datamodule's ``eval_window`` wish (patch size, overlap,
-    blend, …), or None when the datamodule evaluates whole inputs in one forward pass."""
+    blend, …): a 2-D sliding window for a two-value ``patch_size``, the 3-D volume inferer (whole pass
+    or MONAI's Gaussian sliding window) for a three-value one; None when the datamodule evaluates
+    whole inputs in one forward pass."""
     window = getattr(datamodule, "eval_window", None)
-    return SlidingWindowInferer(**window) if window is not None else None
+    if window is None:
+        return None
+    return VolumeInferer(**window) if len(window["patch_size"]) == 3 else SlidingWindowInferer(**window)
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:

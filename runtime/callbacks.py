@@ -46,11 +46,18 @@ class _FirstImages:
         if take <= 0:
             return
         images = batch["image"][:take]
+        shape = tuple(images.shape[1:-1] if images.ndim == 5 else images.shape[1:])
+        if self.parts["image"] and self.parts["image"][0].shape[1:] != shape:
+            return  # one array per key: later images of another size (whole volumes/images) are left out
         # The eval step does not return its predictions; recomputing a few images is cheap.
         with torch.no_grad():
             labels = pl_module.logits_to_labels(pl_module.predict_logits(images))
+        masks = batch["mask"][:take]
+        if images.ndim == 5:  # 3-D volumes: the middle slice of the last (through-plane) axis
+            middle = images.shape[-1] // 2
+            images, masks, labels = images[..., middle], masks[..., middle], labels[..., middle]
         self.parts["image"].append(images.detach().float().cpu().numpy())
-        self.parts["mask"].append(batch["mask"][:take].detach().cpu().numpy())
+        self.parts["mask"].append(masks.detach().cpu().numpy())
         self.parts["prediction"].append(labels.detach().cpu().numpy())
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,288 @@
+"""The engine shared by the 3-D datamodules: patch training, whole-volume evaluation, in-memory volumes.
+
+A subclass provides the volumes of each split (:meth:`VolumeDataModule.load_volumes`) already
+preprocessed (intensity-normalised float32 images ``(C, X, Y, Z)``, integer labels ``(X, Y, Z)``,
+spacing in mm). Here:
+
+- **training** — ``patches_per_epoch`` random windows of ``patch_size`` per epoch from
+  :class:`~datamodules.volumes.patches.VolumePatchSampler` (``foreground_share`` foreground-centred,
+  per class), augmented by :class:`~datamodules.volumes.augment3d.Augment3D`. Voxels of a window
+  outside the volume are padded: image 0 (the normalised mean), labels ``ignore_index`` (0 when the
+  datamodule has none).
+- **evaluation** — whole volumes, ``eval_batch_size`` per batch; volumes of different shapes in one
+  batch are padded to the largest (labels with ``ignore_index``, so that needs one). Each batch is
+  ``{"image": (B, C, X, Y, Z), "mask": (B, X, Y, Z) int64, "spacing": (B, 3) float64 mm}``.
+  How the model should run them is stated as data in :attr:`eval_window` (window size, overlap,
+  Gaussian blending, and the size up to which a whole volume goes through the net in one pass); the
+  run builder turns it into an inferer, the datamodule never imports model code.
+- **memory** — the preprocessed volumes stay in memory (the subclass decides when they do not fit).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from common.names import SPLITS
+from datamodules.volumes.augment3d import Augment3D
+from datamodules.volumes.patches import VolumeForegroundIndex, VolumePatchSampler, crop3d
+
+MODES = ("multiclass", "binary")
+BLEND_MODES = ("gaussian", "constant")
+
+
+@dataclass
+class Volume:
+    """One preprocessed case: ``image`` float32 ``(C, X, Y, Z)``, ``labels`` integer ``(X, Y, Z)``,
+    ``spacing`` mm per axis."""
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    spacing: tuple[float, float, float]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.image.nbytes + self.labels.nbytes)
+
+
+class VolumeStore:
+    """The volumes of one split: a list held in memory, or a ``loader(index)`` called on each access."""
+
+    def __init__(self, names: Sequence[str], cached: list[Volume] | None = None,
+                 loader: Callable[[int], Volume] | None = None) -> None:
+        if cached is None and loader is None:
+            raise ValueError("VolumeStore needs cached volumes or a loader")
+        self.names = list(names)
+        self.cached = cached
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> Volume:
+        return self.cached[index] if self.cached is not None else self.loader(index)
+
+
+class PatchDataset3D(Dataset):
+    """Training patches indexed by ``(volume, x0, y0, z0)`` windows."""
+
+    def __init__(self, store: VolumeStore, patch_size: tuple[int, int, int], augment: Augment3D | None,
+                 label_fill: int) -> None:
+        self.store = store
+        self.patch_size = patch_size
+        self.augment = augment
+        self.label_fill = label_fill
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, window: tuple[int, int, int, int]) -> dict[str, torch.Tensor]:
+        volume = self.store[window[0]]
+        starts = window[1:]
+        image = torch.from_numpy(crop3d(volume.image, starts, self.patch_size, 0.0))
+        labels = torch.from_numpy(crop3d(volume.labels, starts, self.patch_size, self.label_fill).astype(np.int64))
+        if self.augment is not None:
+            image, labels = self.augment(image, labels)
+        return {"image": image, "mask": labels}
+
+
+class WholeVolumeDataset(Dataset):
+    """Whole volumes for evaluation (see the module docstring for the keys)."""
+
+    def __init__(self, store: VolumeStore) -> None:
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        volume = self.store[index]
+        return {"image": torch.from_numpy(volume.image), "mask": torch.from_numpy(volume.labels.astype(np.int64)),
+                "spacing": torch.tensor(volume.spacing, dtype=torch.float64)}
+
+
+def pad_collate_3d(label_fill: int | None) -> Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]:
+    """Stacks whole volumes; different shapes are padded at the far end to the batch's largest
+    (image 0, labels ``label_fill``; ``None`` refuses, because padding would then count as background)."""
+
+    def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        shapes = {tuple(item["mask"].shape) for item in items}
+        if len(shapes) > 1 and label_fill is None:
+            raise ValueError(f"eval_batch_size > 1 with volumes of shapes {sorted(shapes)} needs padding, which needs "
+                             "an ignore_index; set datamodule.ignore_index (e.g. 255) or eval_batch_size: 1")
+        target = tuple(max(s[a] for s in shapes) for a in range(3))
+        images, masks = [], []
+        for item in items:
+            pad = [p for a in reversed(range(3)) for p in (0, target[a] - item["mask"].shape[a])]
+            images.append(torch.nn.functional.pad(item["image"], pad, value=0.0) if any(pad) else item["image"])
+            masks.append(torch.nn.functional.pad(item["mask"], pad, value=label_fill) if any(pad) else item["mask"])
+        return {"image": torch.stack(images), "mask": torch.stack(masks),
+                "spacing": torch.stack([item["spacing"] for item in items])}
+
+    return collate
+
+
+class VolumeDataModule(pl.LightningDataModule):
+    """3-D segmentation data: patch training, whole-volume evaluation; see the module docstring.
+
+    Args:
+        num_classes: classes including background (binary mode: 2).
+        mode: ``multiclass`` or ``binary`` (one-channel model, labels 0/1).
+        ignore_index: label of voxels excluded from loss and metrics (padding), or ``None``.
+        class_names: one per class; ``None``: background, class_1, ….
+        patch_size: training window ``[X, Y, Z]`` in voxels (after any resampling).
+        patches_per_epoch, batch_size: training windows per epoch and per batch.
+        foreground_share: share of windows centred on a foreground voxel (nnU-Net uses 0.33).
+        max_foreground_locations: per volume and class, voxel positions kept for foreground centres.
+        eval_batch_size: whole volumes per evaluation batch.
+        sliding_window: ``overlap`` (share of the window), ``mode`` (``gaussian`` or ``constant``),
+            ``sigma_scale`` (Gaussian sigma as a share of the window), ``sw_batch_size`` (windows per
+            forward pass), ``whole_volume_max_voxels`` (volumes up to this many voxels skip the windows
+            and go through the net whole).
+        augment: :class:`Augment3D` keys, or ``None`` for no augmentation.
+        num_workers: DataLoader workers (0: the volumes are in memory and cropping is cheap).
+        seed: seeds the patch sampler and everything random in the data.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        mode: str = "multiclass",
+        in_channels: int | None = 1,
+        ignore_index: int | None = None,
+        class_names: Sequence[str] | None = None,
+        patch_size: Sequence[int] = (32, 32, 32),
+        patches_per_epoch: int = 64,
+        foreground_share: float = 0.33,
+        max_foreground_locations: int = 10_000,
+        batch_size: int = 2,
+        eval_batch_size: int = 1,
+        sliding_window: Mapping[str, Any] | None = None,
+        augment: Mapping[str, Any] | None = None,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if mode not in MODES:
+            raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
+        if num_classes < 2 or (mode == "binary" and num_classes != 2):
+            raise ValueError(f"{name}: num_classes must be >= 2 (binary: exactly 2), got {num_classes} in mode {mode!r}")
+        if ignore_index is not None and 0 <= ignore_index < num_classes:
+            raise ValueError(f"{name}: ignore_index must lie outside [0, {num_classes}) or be null, got {ignore_index}")
+        patch = tuple(int(p) for p in patch_size)
+        if len(patch) != 3 or min(patch) < 1:
+            raise ValueError(f"{name}: patch_size must be three positive ints [X, Y, Z], got {list(patch_size)}")
+        for arg, value, low in (("patches_per_epoch", patches_per_epoch, 1), ("batch_size", batch_size, 1),
+                                ("eval_batch_size", eval_batch_size, 1), ("num_workers", num_workers, 0),
+                                ("max_foreground_locations", max_foreground_locations, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: {arg} must be an int >= {low}, got {value!r}")
+        if not 0.0 <= foreground_share <= 1.0:
+            raise ValueError(f"{name}: foreground_share must be in [0, 1], got {foreground_share!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{name}: class_names needs {num_classes} names, got {list(class_names)}")
+        self.num_classes = num_classes
+        self.mode = mode
+        self.in_channels = in_channels
+        self.ignore_index = ignore_index
+        self.class_names = list(class_names) if class_names is not None else \
+            ["background"] + [f"class_{k}" for k in range(1, num_classes)]
+        self.patch_size = patch
+        self.patches_per_epoch = patches_per_epoch
+        self.foreground_share = float(foreground_share)
+        self.max_foreground_locations = max_foreground_locations
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.eval_window = self._check_window(dict(sliding_window or {}), patch, name)
+        self.augment = Augment3D.from_config(augment)
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.seed = seed
+        self._stores: dict[str, VolumeStore] | None = None
+
+    # ----------------------------------------------------------------- subclass API
+    def load_volumes(self) -> dict[str, VolumeStore]:
+        """One :class:`VolumeStore` per split; raise one ``ValueError`` naming every bad case."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- public API
+    @staticmethod
+    def _check_window(window: dict[str, Any], patch: tuple[int, ...], name: str) -> dict[str, Any]:
+        accepted = {"overlap", "mode", "sigma_scale", "sw_batch_size", "whole_volume_max_voxels"}
+        unknown = set(window) - accepted
+        if unknown:
+            raise ValueError(f"{name}: sliding_window has unknown key(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
+        out = {"patch_size": list(patch), "overlap": float(window.get("overlap", 0.25)),
+               "mode": window.get("mode", "gaussian"), "sigma_scale": float(window.get("sigma_scale", 0.125)),
+               "sw_batch_size": int(window.get("sw_batch_size", 2)),
+               "whole_volume_max_voxels": int(window.get("whole_volume_max_voxels", 0))}
+        if not 0.0 <= out["overlap"] < 1.0:
+            raise ValueError(f"{name}: sliding_window.overlap must be in [0, 1), got {out['overlap']}")
+        if out["mode"] not in BLEND_MODES:
+            raise ValueError(f"{name}: sliding_window.mode must be one of {BLEND_MODES}, got {out['mode']!r}")
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        self.volumes()
+
+    def volumes(self) -> dict[str, VolumeStore]:
+        """The per-split stores (loaded once)."""
+        if self._stores is None:
+            stores = self.load_volumes()
+            empty = [split for split in SPLITS if len(stores.get(split, ())) == 0]
+            if empty:
+                raise ValueError(f"{type(self).__name__}: empty split(s) {empty}; every split needs at least one volume")
+            self._stores = stores
+            self._index_training_split()
+        return self._stores
+
+    def class_pixel_counts(self) -> torch.Tensor:
+        """Voxels per class over the training split, float64 ``(num_classes,)``; ignored voxels excluded."""
+        self.volumes()
+        return self._class_counts.clone()
+
+    def train_dataloader(self) -> DataLoader:
+        stores = self.volumes()
+        fill = self.ignore_index if self.ignore_index is not None else 0
+        dataset = PatchDataset3D(stores["train"], self.patch_size, self.augment, fill)
+        sampler = VolumePatchSampler(self._foreground, self.patch_size, self.patches_per_epoch,
+                                     self.foreground_share, seed=self.seed)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **self._loader_options())
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    # ----------------------------------------------------------------- internals
+    def _index_training_split(self) -> None:
+        store = self._stores["train"]
+        counts = np.zeros(self.num_classes, dtype=np.float64)
+        index = VolumeForegroundIndex(range(1, self.num_classes), self.max_foreground_locations, seed=self.seed)
+        for k in range(len(store)):
+            labels = store[k].labels
+            bins = np.bincount(labels.ravel().astype(np.int64))
+            counts += np.pad(bins, (0, max(self.num_classes - bins.size, 0)))[: self.num_classes]
+            index.add(np.where(labels == self.ignore_index, 0, labels) if self.ignore_index is not None else labels)
+        self._class_counts = torch.from_numpy(counts)
+        self._foreground = index
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
+                "persistent_workers": self.num_workers > 0}
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = WholeVolumeDataset(self.volumes()[split])
+        return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False,
+                          collate_fn=pad_collate_3d(self.ignore_index), **self._loader_options())
