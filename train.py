@@ -6,9 +6,7 @@ the best checkpoint → write ``metrics.json`` (also when the run fails) → ret
 from __future__ import annotations
 
 import logging
-import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +17,19 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from runtime.builders import (
+    build_eval_inferer,
     check_loss_fits_task,
     config_choice,
     fill_from_datamodule,
     instantiate_callbacks,
     instantiate_loggers,
 )
+from runtime.resolvers import register_resolvers
 from runtime.run_record import is_completed, one_line_error, package_versions, read_record, write_record
 
 log = logging.getLogger("lossbench")
 
-# A per-invocation id in the run/sweep dir name: two runs started in the same second get different
-# dirs, while a sweep's worker processes (which inherit the environment) agree on the sweep dir.
-OmegaConf.register_new_resolver(
-    "lossbench_run_id", lambda: os.environ.setdefault("LOSSBENCH_RUN_ID", uuid.uuid4().hex[:6]), replace=True
-)
+register_resolvers()
 
 
 def _is_multirun() -> bool:
@@ -94,8 +90,9 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
     if getattr(loss, "class_weights", None) is not None:
         record["class_weights"] = [float(w) for w in loss.class_weights]
     model_kwargs: dict[str, Any] = {"loss": loss}
-    if getattr(datamodule, "eval_inferer", None) is not None and cfg.model.get("inferer", "absent") is None:
-        model_kwargs["inferer"] = datamodule.eval_inferer
+    inferer = build_eval_inferer(datamodule)
+    if inferer is not None and cfg.model.get("inferer", "absent") is None:
+        model_kwargs["inferer"] = inferer
     # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
     # torch.load(weights_only=True) would refuse.
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **model_kwargs)

@@ -19,8 +19,8 @@ and, if needed, how stored mask values map to class ids; everything else lives h
   then normalised. Patch pixels outside the image are padded: image with the channel mean (0 after
   normalisation), mask with ``ignore_index``.
 - **evaluation** — whole images (``eval_batch_size`` 1, or larger with padding to the batch's largest
-  image, padding ignored); the model runs them through :attr:`eval_inferer`, a sliding-window inferer
-  over ``patch_size`` windows.
+  image, padding ignored); :attr:`eval_window` asks for sliding-window inference over ``patch_size``
+  windows (the run's builder turns it into the model's inferer).
 - **normalisation** — ``normalize="auto"``: per-channel mean and std over the training split's pixels
   (images scaled to [0, 1] by their dtype's maximum first); a mapping ``{mean: [...], std: [...]}``
   uses given values; ``"none"``: no normalisation.
@@ -44,7 +44,6 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.augment import augment_pair, build_augment
 from datamodules.image_io import ImageReadError, image_scale, match_channels, probe, read_image, read_mask
 from datamodules.patch_sampler import ForegroundIndex, PatchSampler, crop
-from models.sliding_window import SlidingWindowInferer
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +204,8 @@ class FileSegDataModule(pl.LightningDataModule):
     Subclasses implement :meth:`list_samples`. Attributes follow docs/architecture.md: ``num_classes``
     (incl. background; binary: 2), ``mode``, ``in_channels`` (``None`` in the config: 3 if any image
     is colour, else 1, from the file headers), ``ignore_index`` (an int ≥ ``num_classes``: it marks
-    padding and roi-outside pixels), ``class_names``; plus ``eval_inferer`` for the model.
+    padding and roi-outside pixels), ``class_names``; plus ``eval_window``, the sliding-window
+    settings (``patch_size`` and the ``sliding_window`` options) the model should evaluate with.
     See the module docstring for the data pipeline.
     """
 
@@ -278,7 +278,7 @@ class FileSegDataModule(pl.LightningDataModule):
         self.seed = seed
         self.transform = build_augment(augment, mask_fill=ignore_index)
         self._mask_values = self._check_mask_values(mask_values)
-        self.eval_inferer = SlidingWindowInferer(patch, **dict(sliding_window or {}))
+        self.eval_window = {"patch_size": patch, **dict(sliding_window or {})}
         self.samples = self._checked_samples(self.list_samples())
         self.in_channels = in_channels if in_channels is not None else self._channels_from_headers()
         self._prepared = False

@@ -1,28 +1,19 @@
-"""Dataset statistics: ``python -m datamodules.stats datamodule=<name> [datamodule.root=...] [--out DIR]``.
+"""Dataset statistics of a constructed datamodule (the command line is ``scripts/dataset_stats.py``).
 
-Composes the real config tree (``configs/``, the same overrides as ``train.py``), instantiates the
-datamodule and reports, per split, the image count and sizes, and for the training split:
+Per split, the image count and sizes, and for the training split:
 
 - class pixel counts (``class_pixel_counts()``, the numbers behind ``class_weights: auto``), class
   frequencies over labelled pixels, the ignored-pixel count and the foreground fraction,
 - per foreground class the connected components (8-connected, as the ``object_recall`` metric
   counts them): count, per-image mean, median area and an area histogram — how small the objects are,
 - the class weights every scheme of :mod:`losses.class_weights` derives from those counts.
-
-Prints a text report and writes ``stats.json`` and ``stats.md`` into ``--out`` (default
-``<paths.log_dir>/stats/<datamodule>``).
 """
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import hydra
 import numpy as np
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from scipy import ndimage
 
 from losses.class_weights import SCHEMES, weights_from_counts
@@ -139,30 +130,3 @@ def _spread(values: list[int]) -> dict[str, float | int | None]:
         return {"min": None, "median": None, "max": None}
     return {"min": int(min(values)), "median": float(np.median(values)), "max": int(max(values))}
 
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m datamodules.stats", description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. datamodule=folder datamodule.root=/data")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default <paths.log_dir>/stats/<datamodule>)")
-    args = parser.parse_args(argv)
-    from runtime.compose import compose_config
-
-    try:
-        cfg = compose_config(list(args.overrides), output_dir=args.out or Path.cwd())
-        choice = cfg.hydra.runtime.choices.get("datamodule", "datamodule")
-        out = args.out or Path(cfg.paths.log_dir) / "stats" / str(choice).replace("/", "_")
-        datamodule = hydra.utils.instantiate(cfg.datamodule)
-    finally:
-        GlobalHydra.instance().clear()
-    stats = dataset_stats(datamodule)
-    report = format_report(stats, str(choice))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
-    (out / "stats.md").write_text(report)
-    print(report)
-    print(f"saved {out / 'stats.json'} and {out / 'stats.md'}")
-    return stats
-
-
-if __name__ == "__main__":
-    main()

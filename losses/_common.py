@@ -3,12 +3,12 @@ and one-hot-free per-class sums.
 
 Every segmentation loss turns its ``(prediction, target)`` pair into one :class:`SegInput` and computes
 from it; a composite builds one :class:`SegInput` and hands it to all of its terms, so softmax /
-log-softmax and the per-class sums are computed once per forward (they are cached on the object).
+log-softmax and the per-class sums are computed once per forward (cached on the input, in a way the
+input plans at construction from what its terms announce).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cached_property
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,8 @@ from common.checks import check_choice, check_range  # noqa: F401  (re-exported 
 from common.names import REDUCTIONS  # noqa: F401
 
 MODES = ("binary", "multiclass", "multilabel")
+#: the quantities a loss term may announce in its ``uses`` (the ``SegInput`` plan)
+PLANNABLE = frozenset({"probs", "log_probs", "log_prob_of_target", "class_stats"})
 
 
 class SegInput:
@@ -26,30 +28,36 @@ class SegInput:
     Attributes (``P`` = number of spatial positions, ``C`` = channels of the prediction):
 
     - ``scores``: ``(N, C, P)`` float32 logits (or probabilities when ``from_logits=False``);
-      binary mode always has ``C == 1``.
+      binary mode always has ``C == 1``. Ignored positions hold 0 (``masked_fill``, never a
+      product), so a NaN or infinite value there reaches no sum and gets exactly zero gradient.
     - ``target``: multiclass ``(N, P)`` int64 class indices with ignored positions set to 0;
       binary/multilabel ``(N, C, P)`` float32 in [0, 1] with ignored positions set to 0.
     - ``valid``: ``None`` when nothing is ignored, else a bool mask shaped like ``target``.
-    - ``probs`` / ``log_probs`` (cached): softmax / log-softmax over channels in multiclass mode,
-      sigmoid / log-sigmoid elementwise otherwise; ``log_one_minus_probs`` for the sigmoid modes.
-    - ``log_prob_of_target`` (cached, multiclass): ``log p_y`` per position, ``(N, P)``.
-    - ``class_stats(squared)`` (cached): per-class soft ``(TP, sum p, sum t)``, ``(N, C)`` each.
-    - ``plan``: the names above that the coming terms will read; when a multiclass composite needs
-      both ``class_stats`` and ``log_prob_of_target``, one autograd node yields both.
+    - ``plan``: what the loss terms about to run will read (``probs``, ``log_probs``,
+      ``log_prob_of_target``, ``class_stats``), fixed at construction. It decides how each
+      quantity is computed — e.g. one autograd node for a multiclass composite's softmax sums and
+      ``log p_y``, or ``probs = exp(log_probs)`` when both are read — so a value never depends on
+      the order in which terms ask for it.
+    - ``probs`` / ``log_probs`` / ``log_one_minus_probs`` / ``log_prob_of_target`` /
+      ``class_stats(squared)`` / ``squared_errors()``: computed on first use, then cached in an
+      explicit per-input cache; :meth:`cached` says whether one has been computed.
     """
 
     def __init__(self, prediction: Tensor, target: Tensor, mode: str, from_logits: bool,
-                 ignore_index: int | None) -> None:
+                 ignore_index: int | None, plan: frozenset[str] = frozenset(),
+                 check_probabilities: bool = False) -> None:
         if not torch.is_tensor(prediction) or not prediction.is_floating_point():
             raise ValueError(f"prediction must be a floating-point tensor, got "
                              f"{getattr(prediction, 'dtype', type(prediction))}")
         if not torch.is_tensor(target):
             raise ValueError(f"target must be a tensor, got {type(target).__name__}")
+        unknown = set(plan) - PLANNABLE
+        if unknown:
+            raise ValueError(f"plan: unknown quantities {sorted(unknown)}; expected a subset of {sorted(PLANNABLE)}")
         self.mode = mode
         self.from_logits = from_logits
-        # what the loss terms about to run will ask for (set by a composite), so that one autograd
-        # node can serve the softmax sums of region terms and the log p_y of pixel terms together
-        self.plan: frozenset[str] = frozenset()
+        self.plan = frozenset(plan)
+        self._cache: dict[str, object] = {}
         if prediction.dtype in (torch.float16, torch.bfloat16):
             prediction = prediction.float()  # float64 stays float64 (gradcheck)
         if mode == "binary":
@@ -62,73 +70,109 @@ class SegInput:
                              f"{tuple(prediction.shape)}")
         self.spatial_shape = tuple(prediction.shape[2:])
         n, c = prediction.shape[:2]
-        self.scores = prediction.reshape(n, c, -1)
+        scores = prediction.reshape(n, c, -1)
         if mode == "multiclass":
             self.target, self.valid = _multiclass_target(target, prediction.shape, ignore_index)
         else:
             self.target, self.valid = _sigmoid_target(target, prediction.shape, ignore_index, mode)
             self.target = self.target.to(prediction.dtype)
+        if self.valid is not None:
+            scores = scores.masked_fill(~self._channel_mask(), 0.0)
+        self.scores = scores
+        if check_probabilities and not from_logits:
+            _check_probabilities(scores, self.valid is not None)
+
+    def _channel_mask(self) -> Tensor:
+        """``valid`` broadcastable to ``(N, C, P)``."""
+        return self.valid.unsqueeze(1) if self.mode == "multiclass" else self.valid
 
     @property
     def num_channels(self) -> int:
         return self.scores.shape[1]
 
-    @cached_property
-    def log_prob_of_target(self) -> Tensor:
-        """Multiclass ``log p_y`` per position, ``(N, P)``.
+    def planned(self, name: str) -> bool:
+        """Whether the plan says a term will read ``name``."""
+        return name in self.plan
 
-        From logits and without a cached log-softmax, a hand-written autograd function saves no
-        ``(N, C, P)`` tensor (torch's cross-entropy keeps the whole log-softmax for backward).
-        """
-        index = self.target.unsqueeze(1)
-        if not self.from_logits:
-            return self.scores.gather(1, index).squeeze(1).clamp_min(1e-12).log()
-        if "log_probs" in self.__dict__:
-            return self.log_probs.gather(1, index).squeeze(1)
-        if self._fused_softmax_node:
-            return self._softmax_node[3]
-        return _TargetLogSoftmax.apply(self.scores, self.target)
+    def cached(self, name: str) -> bool:
+        """Whether ``name`` has been computed for this input already."""
+        return name in self._cache
+
+    def _get(self, name: str, compute: Callable[[], object]) -> object:
+        if name not in self._cache:
+            self._cache[name] = compute()
+        return self._cache[name]
+
+    @property
+    def _dense_log_softmax(self) -> bool:
+        """Multiclass from logits: the plan reads the full log-softmax, or the probabilities as well
+        as ``log p_y``, so one log-softmax serves all (``probs`` = its exp)."""
+        return self.mode == "multiclass" and self.from_logits and (
+            "log_probs" in self.plan or {"probs", "log_prob_of_target"} <= self.plan)
 
     @property
     def _fused_softmax_node(self) -> bool:
-        """True when one softmax node should give both the class sums and log p_y."""
+        """Multiclass from logits: one softmax node gives both the class sums and ``log p_y``."""
         return self.mode == "multiclass" and self.from_logits and \
-            {"class_stats", "log_prob_of_target"} <= self.plan and "probs" not in self.__dict__
+            {"class_stats", "log_prob_of_target"} <= self.plan and not {"probs", "log_probs"} & self.plan
 
-    @cached_property
+    @property
+    def log_prob_of_target(self) -> Tensor:
+        """Multiclass ``log p_y`` per position, ``(N, P)``.
+
+        From logits and without a planned log-softmax, a hand-written autograd function saves no
+        ``(N, C, P)`` tensor (torch's cross-entropy keeps the whole log-softmax for backward).
+        """
+        def compute() -> Tensor:
+            index = self.target.unsqueeze(1)
+            if not self.from_logits:
+                return self.scores.gather(1, index).squeeze(1).clamp_min(1e-12).log()
+            if self._dense_log_softmax:
+                return self.log_probs.gather(1, index).squeeze(1)
+            if self._fused_softmax_node:
+                return self._softmax_node()[3]
+            return _TargetLogSoftmax.apply(self.scores, self.target)
+        return self._get("log_prob_of_target", compute)
+
     def _softmax_node(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return _SoftmaxClassStats.apply(self.scores, self.target, self.valid_float,
-                                        self._fused_softmax_node)
+        return self._get("softmax_node", lambda: _SoftmaxClassStats.apply(
+            self.scores, self.target, self.valid_float, self._fused_softmax_node))
 
-    @cached_property
+    @property
     def log_probs(self) -> Tensor:
-        if not self.from_logits:
-            return self.probs.clamp_min(1e-12).log()
-        if self.mode == "multiclass":
-            return F.log_softmax(self.scores, dim=1)
-        return F.logsigmoid(self.scores)
+        def compute() -> Tensor:
+            if not self.from_logits:
+                return self.probs.clamp_min(1e-12).log()
+            if self.mode == "multiclass":
+                return F.log_softmax(self.scores, dim=1)
+            return F.logsigmoid(self.scores)
+        return self._get("log_probs", compute)
 
-    @cached_property
+    @property
     def probs(self) -> Tensor:
-        if not self.from_logits:
-            return self.scores
-        if self.mode == "multiclass":
-            if "log_probs" in self.__dict__:
-                # a term already needed log-softmax: exp of it costs less than a second softmax
-                return self.log_probs.exp()
-            return F.softmax(self.scores, dim=1)
-        return torch.sigmoid(self.scores)
+        def compute() -> Tensor:
+            if not self.from_logits:
+                return self.scores
+            if self.mode == "multiclass":
+                # exp of a log-softmax the plan needs anyway costs less than a second softmax
+                return self.log_probs.exp() if self._dense_log_softmax else F.softmax(self.scores, dim=1)
+            return torch.sigmoid(self.scores)
+        return self._get("probs", compute)
 
-    @cached_property
+    @property
     def log_one_minus_probs(self) -> Tensor:
         """log(1 - p) for the sigmoid modes, computed stably from logits."""
-        if not self.from_logits:
-            return (1.0 - self.scores).clamp_min(1e-12).log()
-        return F.logsigmoid(-self.scores)
+        def compute() -> Tensor:
+            if not self.from_logits:
+                return (1.0 - self.scores).clamp_min(1e-12).log()
+            return F.logsigmoid(-self.scores)
+        return self._get("log_one_minus_probs", compute)
 
-    @cached_property
+    @property
     def valid_float(self) -> Tensor | None:
-        return None if self.valid is None else self.valid.to(self.scores.dtype)
+        if self.valid is None:
+            return None
+        return self._get("valid_float", lambda: self.valid.to(self.scores.dtype))
 
     def class_stats(self, squared: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample, per-class soft sums ``(tp, sum_pred, sum_target)``, each ``(N, C)``.
@@ -137,19 +181,44 @@ class SegInput:
         ``sum_target = sum_i t_ci`` (``t_ci**2`` when squared), over non-ignored positions.
         Multiclass mode never builds a one-hot target: ``tp`` gathers the probability of the true
         class and scatter-adds it into its class, ``sum_target`` is a per-sample bincount; from
-        logits, softmax and sums are one autograd node with a hand-written backward. Cached, so
-        the region terms of a composite share one computation.
+        logits, softmax and sums are one autograd node with a hand-written backward unless the
+        plan reads the probabilities anyway. Cached, so the region terms of a composite share one
+        computation.
         """
-        key = f"_class_stats_{squared}"
-        if key not in self.__dict__:
-            if self.mode == "multiclass" and self.from_logits and not squared and "probs" not in self.__dict__:
-                stats = self._softmax_node[:3]
-            elif self.mode == "multiclass":
-                stats = self._multiclass_stats(self.probs, squared)
-            else:
-                stats = self._sigmoid_stats(squared)
-            self.__dict__[key] = stats
-        return self.__dict__[key]
+        def compute() -> tuple[Tensor, Tensor, Tensor]:
+            if self.mode == "multiclass" and self.from_logits and not squared and \
+                    not {"probs", "log_probs"} & self.plan:
+                return self._softmax_node()[:3]
+            if self.mode == "multiclass":
+                return self._multiclass_stats(self.probs, squared)
+            return self._sigmoid_stats(squared)
+        return self._get(f"class_stats_{squared}", compute)
+
+    def squared_errors(self) -> tuple[Tensor, Tensor]:
+        """Per-sample, per-class ``(sum_i relu(p - t)^2, sum_i relu(t - p)^2)``, each ``(N, C)``.
+
+        The squared counterparts of FP and FN: both >= 0, both 0 exactly at ``p = t`` (also for
+        soft targets), and they sum to ``sum (p - t)^2 = sum p^2 + sum t^2 - 2 TP``, so squared
+        Tversky with ``alpha = beta = 1/2`` is squared Dice.
+        """
+        def compute() -> tuple[Tensor, Tensor]:
+            if self.mode == "multiclass":
+                # one-hot t: FP2_c = sum_{y != c} p_c^2 = sum p_c^2 - Q_c, FN2_c = n_c - 2 TP_c + Q_c,
+                # Q_c = sum_{y = c} p_c^2
+                p = self.probs
+                tp, p2_sum, n_c = self.class_stats(True)
+                p_true = p.gather(1, self.target.unsqueeze(1)).squeeze(1)
+                q_true = p_true * p_true
+                if self.valid is not None:
+                    q_true = q_true * self.valid_float
+                q = p.new_zeros(tp.shape).scatter_add_(1, self.target, q_true)
+                return (p2_sum - q).clamp_min(0.0), (n_c - 2.0 * tp + q).clamp_min(0.0)
+            d = self.probs - self.target
+            over, under = F.relu(d).square(), F.relu(-d).square()
+            if self.valid is not None:
+                over, under = over * self.valid_float, under * self.valid_float
+            return over.sum(-1), under.sum(-1)
+        return self._get("squared_errors", compute)
 
     def _sigmoid_stats(self, squared: bool) -> tuple[Tensor, Tensor, Tensor]:
         p, t = self.probs, self.target  # ignored positions already hold 0 in target
@@ -272,19 +341,42 @@ class _SoftmaxClassStats(torch.autograd.Function):
 
 
 def _binary_shapes(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Bring binary inputs to ``(N, 1, *S)`` each."""
+    """Bring binary inputs to ``(N, 1, *S)`` each.
+
+    Accepted predictions: ``(N, 1, *S)`` with 1-3 spatial dims, or channel-free ``(N, L)`` and
+    ``(N, H, W)``. A 4-D or 5-D prediction must have one channel: ``(N, C>1, H, W)`` is several
+    channels, not a volume (a channel-free volume would be indistinguishable from it).
+    """
+    shape = tuple(prediction.shape)
     if prediction.dim() < 2:
-        raise ValueError(f"prediction: binary mode expects (N, 1, *S) or (N, *S), got shape "
-                         f"{tuple(prediction.shape)}")
-    if prediction.dim() >= 3 and prediction.shape[1] == 1 and target.shape == prediction.shape:
-        return prediction, target
-    if prediction.dim() >= 3 and prediction.shape[1] == 1 and target.shape == prediction.shape[:1] + prediction.shape[2:]:
-        return prediction, target.unsqueeze(1)
-    if target.shape == prediction.shape:
+        raise ValueError(f"prediction: binary mode expects (N, 1, *S) or (N, *S), got shape {shape}")
+    if prediction.dim() >= 3 and shape[1] == 1:
+        if target.shape == prediction.shape:
+            return prediction, target
+        if tuple(target.shape) == shape[:1] + shape[2:]:
+            return prediction, target.unsqueeze(1)
+    elif prediction.dim() > 3:
+        raise ValueError(f"prediction: binary mode expects one channel, (N, 1, *S), got shape {shape} "
+                         f"with {shape[1]} channels; use mode='multilabel' for several independent "
+                         f"channels or mode='multiclass' for one class per position (a 3-D volume "
+                         f"needs its channel dim: (N, 1, D, H, W))")
+    elif target.shape == prediction.shape:
         return prediction.unsqueeze(1), target.unsqueeze(1)
-    raise ValueError(f"target: binary mode expects the spatial shape of prediction "
-                     f"{tuple(prediction.shape)} (with or without the channel dim), got "
-                     f"{tuple(target.shape)}")
+    elif tuple(target.shape) == shape[:1] + (1,) + shape[1:]:
+        return prediction.unsqueeze(1), target
+    raise ValueError(f"target: binary mode expects the spatial shape of prediction {shape} (with or "
+                     f"without the channel dim), got {tuple(target.shape)}")
+
+
+def _check_probabilities(scores: Tensor, masked: bool) -> None:
+    """``from_logits=False``: the prediction must hold probabilities (one host sync)."""
+    if not scores.numel():
+        return
+    low, high = (float(v) for v in torch.aminmax(scores.detach()))
+    if not (0.0 <= low and high <= 1.0):
+        where = " at non-ignored positions" if masked else ""
+        raise ValueError(f"prediction: from_logits=False expects probabilities in [0, 1], got values "
+                         f"in [{low}, {high}]{where}; pass logits with from_logits=True")
 
 
 def _multiclass_target(target: Tensor, shape: torch.Size, ignore_index: int | None
@@ -327,7 +419,7 @@ def _sigmoid_target(target: Tensor, shape: torch.Size, ignore_index: int | None,
             target = target.masked_fill(ignored, 0.0)
     if target.numel():
         low, high = (float(v) for v in torch.aminmax(target))
-        if low < 0.0 or high > 1.0:
+        if not (0.0 <= low and high <= 1.0):  # NaN fails too
             raise ValueError(f"target: {mode} mode expects values in [0, 1] (or ignore_index="
                              f"{ignore_index}), got values in [{low}, {high}]")
     return target, valid

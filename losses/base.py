@@ -1,21 +1,22 @@
-"""The base class of every segmentation loss: the common keywords of CONTRACTS section 3, class
+"""The base class of every segmentation loss: the shared keywords (:mod:`losses.options`), class
 weights (fixed or ``"auto"`` from pixel counts) and the two reductions (over pixels, over classes)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Union
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from losses._common import MODES, REDUCTIONS, SegInput, check_choice, check_range
 from losses.class_weights import SCHEMES, weights_from_counts
+from losses.options import (CLASS_WEIGHTING, COMMON, SHARED_DEFAULTS, ClassWeights, own_keywords,
+                            resolve_shared)
 
-ClassWeights = Union[None, str, Sequence[float], Tensor]
+__all__ = ["ClassWeights", "SegmentationLoss"]
 
 
 class SegmentationLoss(nn.Module):
-    """Base of every segmentation loss: the common keywords of CONTRACTS section 3.
+    """Base of every segmentation loss: shared keywords, class weights, the two reductions.
 
     ``class_weights`` has one meaning in every loss: the loss is a *weighted mean* over classes
     (region losses: ``sum_c w_c L_c / sum_c w_c``) or over pixels weighted by their true class
@@ -24,29 +25,43 @@ class SegmentationLoss(nn.Module):
     foreground). ``"auto"`` derives them from the training split's class pixel counts with
     ``weight_scheme`` (see :mod:`losses.class_weights`) once :meth:`set_class_counts` is called.
     All computation runs in float32, also under bf16/fp16 autocast.
+
+    A subclass declares its own keywords keyword-only in ``__init__`` and passes ``**shared`` on;
+    ``shared_keywords`` lists the :class:`~losses.options.SharedOptions` it accepts and
+    ``shared_defaults`` the defaults it changes. With ``from_logits=False`` the first
+    :attr:`probability_checks` calls check that the prediction lies in [0, 1] (one host sync each).
     """
 
-    #: what :meth:`compute` reads from its :class:`SegInput` (see ``SegInput.plan``)
+    #: what :meth:`compute` reads from its :class:`SegInput` (the input's plan, see ``SegInput``)
     uses: frozenset[str] = frozenset()
+    #: the shared keywords this loss accepts
+    shared_keywords: tuple[str, ...] = COMMON + CLASS_WEIGHTING + ("include_background",)
+    #: shared keywords whose default differs for this loss
+    shared_defaults: Mapping[str, object] = {}
+    #: number of forward calls that check ``from_logits=False`` probabilities (then no more syncs)
+    probability_checks: int = 2
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, class_weights: ClassWeights = None,
-                 include_background: bool = True, reduction: str = "mean",
-                 weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
+    def __init__(self, **shared: object) -> None:
         super().__init__()
-        check_choice("mode", mode, MODES)
-        check_choice("reduction", reduction, REDUCTIONS)
-        check_choice("weight_scheme", weight_scheme, SCHEMES)
-        check_range("beta", beta, 0.0, 1.0, low_open=True, high_open=True)
-        if ignore_index is not None and not isinstance(ignore_index, int):
+        options = resolve_shared(type(self), SegmentationLoss, shared, self.shared_keywords,
+                                 {**SHARED_DEFAULTS, **self.shared_defaults})
+        check_choice("mode", options["mode"], MODES)
+        check_choice("reduction", options["reduction"], REDUCTIONS)
+        check_choice("weight_scheme", options["weight_scheme"], SCHEMES)
+        check_range("class_weight_beta", options["class_weight_beta"], 0.0, 1.0, low_open=True,
+                    high_open=True)
+        ignore_index = options["ignore_index"]
+        if ignore_index is not None and (not isinstance(ignore_index, int) or isinstance(ignore_index, bool)):
             raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        self.mode = mode
-        self.from_logits = bool(from_logits)
-        self.ignore_index = ignore_index
-        self.include_background = bool(include_background)
-        self.reduction = reduction
-        self.weight_scheme = weight_scheme
-        self.beta = beta
+        self.mode: str = options["mode"]
+        self.from_logits = bool(options["from_logits"])
+        self.ignore_index: int | None = ignore_index
+        self.include_background = bool(options["include_background"])
+        self.reduction: str = options["reduction"]
+        self.weight_scheme: str = options["weight_scheme"]
+        self.class_weight_beta = float(options["class_weight_beta"])
+        self._probability_checks_left = self.probability_checks
+        class_weights = options["class_weights"]
         self._auto_weights = isinstance(class_weights, str)
         if self._auto_weights and class_weights != "auto":
             raise ValueError(f"class_weights must be None, 'auto' or a list of per-class weights, "
@@ -56,6 +71,17 @@ class SegmentationLoss(nn.Module):
         self.register_buffer("class_weights", None if class_weights is None or self._auto_weights
                              else _as_weights(class_weights), persistent=False)
 
+    @classmethod
+    def keyword_defaults(cls) -> dict[str, object]:
+        """Every keyword this loss accepts, with its default (what its YAML file must show)."""
+        shared = {**SHARED_DEFAULTS, **cls.shared_defaults}
+        return {**{k: shared[k] for k in cls.shared_keywords}, **own_keywords(cls, SegmentationLoss)}
+
+    @classmethod
+    def accepts(cls, keyword: str) -> bool:
+        """Whether the constructor takes ``keyword`` (own or shared; deprecated names excluded)."""
+        return keyword in cls.shared_keywords or keyword in own_keywords(cls, SegmentationLoss)
+
     @property
     def requires_class_counts(self) -> bool:
         return self._auto_weights and self.class_weights is None
@@ -63,16 +89,19 @@ class SegmentationLoss(nn.Module):
     def set_class_counts(self, counts: Tensor) -> None:
         """Resolve ``class_weights="auto"`` from per-class training pixel counts ``(C,)``."""
         if self._auto_weights:
-            self.class_weights = weights_from_counts(counts, self.weight_scheme, self.beta)
+            self.class_weights = weights_from_counts(counts, self.weight_scheme, self.class_weight_beta)
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
         with torch.autocast(device_type=prediction.device.type, enabled=False):
-            inp = self.prepare(prediction, target)
-            inp.plan = self.uses
-            return self.compute(inp)
+            return self.compute(self.prepare(prediction, target, self.uses))
 
-    def prepare(self, prediction: Tensor, target: Tensor) -> SegInput:
-        return SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index)
+    def prepare(self, prediction: Tensor, target: Tensor, plan: frozenset[str]) -> SegInput:
+        """The validated input of one forward call; ``plan`` = what the coming terms read."""
+        check = not self.from_logits and self._probability_checks_left > 0
+        if check:
+            self._probability_checks_left -= 1
+        return SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index, plan=plan,
+                        check_probabilities=check)
 
     def compute(self, inp: SegInput) -> Tensor:
         raise NotImplementedError

@@ -21,12 +21,12 @@ from torch import Tensor
 SCHEMES = ("inverse", "inverse_sqrt", "median_frequency", "effective_number")
 
 
-def weights_from_counts(counts: Tensor, scheme: str = "inverse", beta: float = 0.9999) -> Tensor:
+def weights_from_counts(counts: Tensor, scheme: str = "inverse", class_weight_beta: float = 0.9999) -> Tensor:
     """Float32 ``(C,)`` class weights from float ``(C,)`` pixel ``counts`` (see module doc)."""
     if scheme not in SCHEMES:
         raise ValueError(f"weight_scheme must be one of {SCHEMES}, got {scheme!r}")
-    if not 0.0 < beta < 1.0:
-        raise ValueError(f"beta must lie in (0, 1), got {beta!r}")
+    if not 0.0 < class_weight_beta < 1.0:
+        raise ValueError(f"class_weight_beta must lie in (0, 1), got {class_weight_beta!r}")
     counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
     if counts.numel() == 0 or not bool(torch.isfinite(counts).all()) or bool((counts < 0).any()):
         raise ValueError(f"counts must be a non-empty 1-D tensor of finite, non-negative pixel "
@@ -44,7 +44,7 @@ def weights_from_counts(counts: Tensor, scheme: str = "inverse", beta: float = 0
         w = freq.median() / freq
     else:
         # 1 - beta**n computed as -expm1(n log beta): exact for the large counts of segmentation
-        w = (1.0 - beta) / -torch.expm1(n * torch.log(torch.tensor(beta, dtype=torch.float64)))
+        w = (1.0 - class_weight_beta) / -torch.expm1(n * torch.log(torch.tensor(class_weight_beta, dtype=torch.float64)))
     weights = torch.full_like(counts, float(w.max()))
     weights[present] = w
     return (weights / weights.mean()).float()

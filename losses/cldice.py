@@ -1,13 +1,14 @@
 """Soft clDice (Shit et al., CVPR 2021): topology-preserving loss for thin tubular structures."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from losses._common import SegInput, check_range, safe_ratio
-from losses.base import ClassWeights
-from losses.region import RegionLoss
+from losses.base import SegmentationLoss
 from losses.registry import register
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -46,7 +47,7 @@ def soft_skeleton(x: Tensor, iterations: int) -> Tensor:
 
 
 @register("cldice")
-class SoftClDiceLoss(RegionLoss):
+class SoftClDiceLoss(SegmentationLoss):
     """``(1 - alpha) * soft Dice + alpha * soft clDice`` per sample and class (Shit et al. 2021).
 
     With ``S_P``, ``S_T`` the soft skeletons of prediction ``P`` and target ``T``
@@ -54,32 +55,46 @@ class SoftClDiceLoss(RegionLoss):
     ``Tprec = (sum S_P T + smooth) / (sum S_P + smooth)``,
     ``Tsens = (sum S_T P + smooth) / (sum S_T + smooth)``,
     ``clDice = 2 Tprec Tsens / (Tprec + Tsens)``; the loss term is ``1 - clDice``.
-    Defaults as the paper's code: ``alpha=0.5``, ``iterations=3``, ``smooth=1``, and
-    ``include_background=False`` (the background's skeleton is meaningless). Sums run over
-    non-ignored positions; ignored target positions count as background for the skeleton.
+    Ignored positions count as background in both skeletons (probability and target 0 there) and
+    are left out of every sum, so their logits cannot change the loss and get zero gradient.
     Region-loss conventions otherwise (``batch``, ``reduction`` shapes, ``class_weights``).
     The multiclass target is materialised one-hot: the skeleton needs the dense class maps.
+
+    Args:
+        alpha: weight of the clDice term, in [0, 1]; default 0.5 (the paper's code).
+        iterations: soft-skeleton erosion steps, int >= 0; default 3.
+        smooth: added to numerators and denominators; default 1 (the paper's code).
+        batch: sum the statistics over the batch before the ratios.
+        **shared: ``mode``, ``from_logits``, ``ignore_index``, ``reduction``, ``class_weights``,
+            ``weight_scheme``, ``class_weight_beta``, ``include_background`` (default ``False``:
+            the background's skeleton is meaningless).
+
+    Raises:
+        ValueError: an option out of range or an unsupported keyword; at call time, bad input.
+
+    Example::
+
+        loss = SoftClDiceLoss(mode="binary", iterations=5)
+        value = loss(logits, target)  # thin structures: vessels, roads, cracks
     """
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, alpha: float = 0.5, iterations: int = 3,
-                 class_weights: ClassWeights = None, include_background: bool = False,
-                 reduction: str = "mean", smooth: float = 1.0, batch: bool = False,
-                 weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, include_background=include_background,
-                         reduction=reduction, smooth=smooth, batch=batch,
-                         weight_scheme=weight_scheme, beta=beta)
+    uses = frozenset({"probs"})
+    shared_defaults = {"include_background": False}
+
+    def __init__(self, *, alpha: float = 0.5, iterations: int = 3, smooth: float = 1.0,
+                 batch: bool = False, **shared: object) -> None:
+        super().__init__(**shared)
         check_range("alpha", alpha, 0.0, 1.0)
-        if not isinstance(iterations, int) or iterations < 0:
+        check_range("smooth", smooth, 0.0, math.inf)
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
             raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
         self.alpha = float(alpha)
         self.iterations = iterations
-
-    uses = frozenset({"probs"})
+        self.smooth = float(smooth)
+        self.batch = bool(batch)
 
     def compute(self, inp: SegInput) -> Tensor:
-        all_probs = inp.probs  # before class_stats, so the sums reuse this softmax
+        all_probs = inp.probs
         tp, sum_p, sum_t = inp.class_stats(False)
         if self.batch:
             tp, sum_p, sum_t = tp.sum(0), sum_p.sum(0), sum_t.sum(0)
@@ -88,12 +103,15 @@ class SoftClDiceLoss(RegionLoss):
         first = 0 if self.include_background or inp.mode == "binary" else 1
         probs = all_probs[:, first:]
         target = inp.hard_target_one_hot()[:, first:]
+        if inp.valid is not None:
+            # the skeleton pools over neighbours: ignored positions must hold a constant before it
+            mask = inp.valid.unsqueeze(1) if inp.mode == "multiclass" else inp.valid[:, first:]
+            probs = probs.masked_fill(~mask, 0.0)
         shape = probs.shape[:2] + inp.spatial_shape
         skel_p = soft_skeleton(probs.reshape(shape), self.iterations).flatten(2)
         skel_t = soft_skeleton(target.reshape(shape), self.iterations).flatten(2)
         if inp.valid is not None:
-            valid = inp.valid_float.unsqueeze(1) if inp.mode == "multiclass" else inp.valid_float[:, first:]
-            skel_p, skel_t, probs = skel_p * valid, skel_t * valid, probs * valid
+            skel_p, skel_t = skel_p.masked_fill(~mask, 0.0), skel_t.masked_fill(~mask, 0.0)
         sums = [(skel_p * target).sum(-1), skel_p.sum(-1), (skel_t * probs).sum(-1), skel_t.sum(-1)]
         if self.batch:
             sums = [s.sum(0) for s in sums]

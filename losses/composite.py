@@ -10,44 +10,60 @@ YAML::
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
 from losses._common import check_choice
-from losses.base import ClassWeights, SegmentationLoss
-from losses.registry import build_loss, get_loss_class, loss_task, register
+from losses.base import SegmentationLoss
+from losses.options import CLASS_WEIGHTING, COMMON
+from losses.registry import get_loss_class, loss_task, register
 
 
 @register("composite")
 class CompositeLoss(SegmentationLoss):
     """``L = sum_k weight_k * L_k`` over the configured terms, each a registered segmentation loss.
 
-    ``terms`` maps a term name to its keyword arguments plus ``weight`` (default 1.0) and optional
-    ``loss`` (the registered name; defaults to the term name). ``mode``, ``from_logits``,
-    ``ignore_index`` and ``reduction`` are shared by all terms; ``class_weights`` /
-    ``weight_scheme`` / ``beta`` are passed to every term that accepts class weights unless the
-    term sets its own. One forward validates the input and computes the softmax / log-softmax
-    (sigmoid in binary modes) once, shared by every term. After each forward ``last_terms`` holds
-    every term's detached, unweighted value. ``reduction`` is ``mean`` or ``sum`` (per-term shapes
-    of ``none`` differ between terms). Without ``terms`` it is ``dice + ce``.
+    One forward validates the input and computes the softmax / log-softmax (sigmoid in binary
+    modes) once, planned from what all terms read, and shares it with every term. After each
+    forward ``last_terms`` holds every term's detached, unweighted value.
+
+    Args:
+        terms: term name -> its keyword arguments plus ``weight`` (default 1.0) and optional
+            ``loss`` (the registered name; defaults to the term name). Without ``terms``:
+            ``dice + ce``.
+        **shared: ``mode``, ``from_logits``, ``ignore_index`` and ``reduction`` (``mean`` or
+            ``sum``: per-term shapes of ``none`` differ) go to every term; ``class_weights``,
+            ``weight_scheme`` and ``class_weight_beta`` to every term that takes class weights,
+            unless the term sets its own.
+
+    Raises:
+        ValueError: an unknown or non-segmentation term, a negative weight, ``reduction="none"``,
+            a keyword a term does not accept (naming the term's loss) or one the composite does
+            not accept.
+
+    Example::
+
+        loss = CompositeLoss(terms={"dice": {"weight": 1.0}, "focal": {"weight": 0.5, "gamma": 2}})
+        value = loss(logits, target); loss.last_terms  # {"dice": ..., "focal": ...}
     """
 
+    shared_keywords = COMMON + CLASS_WEIGHTING
     default_terms: Mapping[str, Mapping[str, object]] = {"dice": {"weight": 1.0}, "ce": {"weight": 1.0}}
 
-    def __init__(self, terms: Mapping[str, Mapping[str, object]] | None = None, mode: str = "multiclass",
-                 from_logits: bool = True, ignore_index: int | None = None,
-                 class_weights: ClassWeights = None, weight_scheme: str = "inverse",
-                 beta: float = 0.9999, reduction: str = "mean") -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, reduction=reduction,
-                         weight_scheme=weight_scheme, beta=beta)
-        check_choice("reduction", reduction, ("mean", "sum"))
+    def __init__(self, *, terms: Mapping[str, Mapping[str, object]] | None = None,
+                 **shared: object) -> None:
+        super().__init__(**shared)
+        check_choice("reduction", self.reduction, ("mean", "sum"))
         terms = self.default_terms if terms is None else terms
         if not isinstance(terms, Mapping) or not terms:
             raise ValueError(f"terms must be a non-empty mapping of term name -> options, got {terms!r}")
+        common = dict(mode=self.mode, from_logits=self.from_logits, ignore_index=self.ignore_index,
+                      reduction=self.reduction)
+        weighting = dict(weight_scheme=self.weight_scheme, class_weight_beta=self.class_weight_beta,
+                         class_weights=self.class_weights.tolist() if self.class_weights is not None
+                         else ("auto" if self._auto_weights else None))
         self.terms = nn.ModuleDict()
         self.term_weights: dict[str, float] = {}
         for name, options in terms.items():
@@ -58,15 +74,15 @@ class CompositeLoss(SegmentationLoss):
             loss_name = str(options.pop("loss", name))
             if loss_name in ("composite",) or loss_task(loss_name) != "segmentation":
                 raise ValueError(f"terms.{name}: {loss_name!r} is not a segmentation loss term")
-            options.update(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                           reduction=reduction)
-            if class_weights is not None and "class_weights" not in options and \
-                    _accepts(loss_name, "class_weights"):
-                options.update(class_weights=class_weights)
-                if isinstance(class_weights, str):
-                    options.update(weight_scheme=weight_scheme)
-                    options.update({"weight_beta" if _accepts(loss_name, "weight_beta") else "beta": beta})
-            self.terms[name] = build_loss(loss_name, **options)
+            term_class = get_loss_class(loss_name)
+            options.update(common)
+            if weighting["class_weights"] is not None and "class_weights" not in options \
+                    and term_class.accepts("class_weights"):
+                options = {**weighting, **options}
+            try:
+                self.terms[name] = term_class(**options)
+            except ValueError as error:
+                raise ValueError(f"terms.{name}: {error}") from None
             self.term_weights[name] = weight
         self.last_terms: dict[str, Tensor] = {}
 
@@ -83,8 +99,8 @@ class CompositeLoss(SegmentationLoss):
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
         with torch.autocast(device_type=prediction.device.type, enabled=False):
-            inp = self.prepare(prediction, target)
-            inp.plan = frozenset().union(*(term.uses for term in self.terms.values()))
+            plan = frozenset().union(*(term.uses for term in self.terms.values()))
+            inp = self.prepare(prediction, target, plan)
             total = None
             values: dict[str, Tensor] = {}
             for name, term in self.terms.items():
@@ -96,19 +112,39 @@ class CompositeLoss(SegmentationLoss):
             return total
 
 
-def _accepts(loss_name: str, argument: str) -> bool:
-    return argument in inspect.signature(get_loss_class(loss_name).__init__).parameters
-
-
 @register("dice_ce")
 class DiceCELoss(CompositeLoss):
-    """``1.0 * dice + 1.0 * ce`` by default (nnU-Net's loss; Isensee et al. 2021)."""
+    """``1.0 * dice + 1.0 * ce`` by default (nnU-Net's loss; Isensee et al. 2021).
+
+    Args:
+        terms, **shared: as :class:`CompositeLoss`; ``terms`` defaults to the pair above.
+
+    Raises:
+        ValueError: as :class:`CompositeLoss`.
+
+    Example::
+
+        loss = DiceCELoss(mode="multiclass", ignore_index=255)
+        value = loss(logits, target)
+    """
 
     default_terms = {"dice": {"weight": 1.0}, "ce": {"weight": 1.0}}
 
 
 @register("dice_focal")
 class DiceFocalLoss(CompositeLoss):
-    """``1.0 * dice + 1.0 * focal(gamma=2)`` by default (Zhu et al. 2019, AnatomyNet)."""
+    """``1.0 * dice + 1.0 * focal(gamma=2)`` by default (Zhu et al. 2019, AnatomyNet).
+
+    Args:
+        terms, **shared: as :class:`CompositeLoss`; ``terms`` defaults to the pair above.
+
+    Raises:
+        ValueError: as :class:`CompositeLoss`.
+
+    Example::
+
+        loss = DiceFocalLoss(mode="binary", terms={"dice": {}, "focal": {"weight": 0.5}})
+        value = loss(logits, target)
+    """
 
     default_terms = {"dice": {"weight": 1.0}, "focal": {"weight": 1.0, "gamma": 2.0}}

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses._common import SegInput, check_range
-from losses.base import ClassWeights, SegmentationLoss
+from losses.base import SegmentationLoss
+from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import register
 
 
@@ -39,8 +40,8 @@ def pixel_ce(inp: SegInput, label_smoothing: float = 0.0, pos_weight: Tensor | N
     t = inp.target
     if label_smoothing:
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if inp.from_logits and "log_probs" not in inp.__dict__:
-        # the fused kernel saves only its inputs; reuse cached log-sigmoids when a composite has them
+    if inp.from_logits and not inp.planned("log_probs"):
+        # the fused kernel saves only its inputs; a plan that reads log-sigmoids anyway shares them
         return F.binary_cross_entropy_with_logits(inp.scores, t, pos_weight=pos_weight, reduction="none")
     positive = t * inp.log_probs
     if pos_weight is not None:
@@ -57,23 +58,55 @@ class CrossEntropyLoss(SegmentationLoss):
     smooth each target to ``t (1-eps) + eps/2``. ``class_weights`` weight each pixel by its true class
     and normalise by the summed weights, as ``torch.nn.functional.cross_entropy`` does; with both
     weights and smoothing the whole smoothed term is weighted by ``w_y`` (torch weights the
-    smoothing term per class instead). Defaults: no weights, no smoothing.
+    smoothing term per class instead).
+
+    Args:
+        label_smoothing: in [0, 1); default 0.
+        **shared: ``mode``, ``from_logits``, ``ignore_index``, ``reduction``, ``class_weights``,
+            ``weight_scheme``, ``class_weight_beta`` (:class:`~losses.options.SharedOptions`).
+
+    Raises:
+        ValueError: ``label_smoothing`` out of range or an unsupported keyword (e.g.
+            ``include_background``); at call time, input that does not fit ``mode``.
+
+    Example::
+
+        loss = CrossEntropyLoss(mode="multiclass", ignore_index=255)
+        value = loss(logits, target)  # equals F.cross_entropy(logits, target, ignore_index=255)
     """
 
     uses = frozenset({"log_prob_of_target"})
+    shared_keywords = COMMON + CLASS_WEIGHTING
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, class_weights: ClassWeights = None,
-                 label_smoothing: float = 0.0, reduction: str = "mean",
-                 weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, reduction=reduction,
-                         weight_scheme=weight_scheme, beta=beta)
+    def __init__(self, *, label_smoothing: float = 0.0, **shared: object) -> None:
+        super().__init__(**shared)
         check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         self.label_smoothing = float(label_smoothing)
 
     def compute(self, inp: SegInput) -> Tensor:
+        if inp.mode != "multiclass" and inp.from_logits and self.reduction != "none":
+            return self._fused_sigmoid_ce(inp)
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
+
+    def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
+        """Binary/multilabel: one ``binary_cross_entropy_with_logits`` call that also weights and
+        reduces (same value as :meth:`reduce_pixels`; 0, not NaN, for an all-ignored batch).
+
+        Multiclass keeps ``log_prob_of_target``: torch's fused ``cross_entropy`` saves the whole
+        ``(N, C, P)`` log-softmax for backward, and measured on CPU (benchmarks/loss_speed.py, A/B in
+        one process, load 24) it was no faster at C = 8, 1.25x slower at C = 21 and faster only in 3-D
+        with C = 4 (3-7 %); the remaining gap to torch there is input validation, not the kernel.
+        """
+        weights = self.pixel_weights(inp)
+        t = inp.target
+        if self.label_smoothing:
+            t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        if self.reduction == "mean" and weights is None:
+            return F.binary_cross_entropy_with_logits(inp.scores, t)
+        total = F.binary_cross_entropy_with_logits(inp.scores, t, weight=weights, reduction="sum")
+        if self.reduction == "sum":
+            return total
+        return total / weights.sum().clamp_min(1e-12)
 
 
 @register("weighted_ce")
@@ -83,16 +116,23 @@ class WeightedCrossEntropyLoss(CrossEntropyLoss):
     Same formula as ``ce``; ``class_weights="auto"`` (default) resolves the weights from the
     training split's pixel counts with ``weight_scheme`` in ``inverse`` (default),
     ``inverse_sqrt``, ``median_frequency`` (Eigen & Fergus 2015), ``effective_number``
-    (Cui et al. 2019, ``beta``); see :mod:`losses.class_weights`. An explicit list also works.
+    (Cui et al. 2019, ``class_weight_beta``); see :mod:`losses.class_weights`. An explicit list
+    also works.
+
+    Args:
+        label_smoothing, **shared: as :class:`CrossEntropyLoss`; ``class_weights`` defaults to
+            ``"auto"``.
+
+    Raises:
+        ValueError: as :class:`CrossEntropyLoss`; a forward call before ``set_class_counts``.
+
+    Example::
+
+        loss = WeightedCrossEntropyLoss(mode="multiclass", weight_scheme="median_frequency")
+        loss.set_class_counts(torch.tensor([9e5, 9e4, 1e4]))
     """
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, class_weights: ClassWeights = "auto",
-                 weight_scheme: str = "inverse", beta: float = 0.9999,
-                 label_smoothing: float = 0.0, reduction: str = "mean") -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, label_smoothing=label_smoothing,
-                         reduction=reduction, weight_scheme=weight_scheme, beta=beta)
+    shared_defaults = {"class_weights": "auto"}
 
 
 @register("bce")
@@ -102,15 +142,28 @@ class BCELoss(SegmentationLoss):
     ``pos_weight`` (float, or one per channel) multiplies the positive term as in
     ``torch.nn.BCEWithLogitsLoss``; values > 1 raise recall on rare foreground.
     ``include_background=False`` drops multilabel channel 0. Mean over non-ignored elements.
+
+    Args:
+        pos_weight: positive float, or one per channel; default ``None`` (1).
+        **shared: ``mode`` (``binary`` default, or ``multilabel``), ``from_logits``,
+            ``ignore_index``, ``reduction``, ``include_background``.
+
+    Raises:
+        ValueError: ``mode="multiclass"``, a non-positive ``pos_weight`` or an unsupported keyword.
+
+    Example::
+
+        loss = BCELoss(mode="binary", pos_weight=3.0)
+        value = loss(logits, target)  # logits (N, 1, H, W), target (N, H, W) in {0, 1}
     """
 
-    def __init__(self, mode: str = "binary", from_logits: bool = True,
-                 ignore_index: int | None = None, pos_weight: float | Sequence[float] | None = None,
-                 include_background: bool = True, reduction: str = "mean") -> None:
-        if mode == "multiclass":
-            raise ValueError(f"mode: bce supports 'binary' and 'multilabel', got {mode!r}; use 'ce' for multiclass")
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         include_background=include_background, reduction=reduction)
+    shared_keywords = COMMON + ("include_background",)
+    shared_defaults = {"mode": "binary"}
+
+    def __init__(self, *, pos_weight: float | Sequence[float] | None = None, **shared: object) -> None:
+        super().__init__(**shared)
+        if self.mode == "multiclass":
+            raise ValueError("mode: bce supports 'binary' and 'multilabel', got 'multiclass'; use 'ce' for multiclass")
         pw = None
         if pos_weight is not None:
             values = [float(pos_weight)] if isinstance(pos_weight, (int, float)) else [float(v) for v in pos_weight]
@@ -125,6 +178,16 @@ class BCELoss(SegmentationLoss):
             if pw.numel() not in (1, inp.num_channels):
                 raise ValueError(f"pos_weight: expected 1 or {inp.num_channels} values, got {pw.numel()}")
             pw = pw.to(inp.scores.device).view(1, -1, 1)
+        if inp.from_logits and self.reduction != "none":
+            # one fused kernel with the weights; the mean divides by the non-ignored count
+            weights = self.pixel_weights(inp)
+            if self.reduction == "mean" and weights is None:
+                return F.binary_cross_entropy_with_logits(inp.scores, inp.target, pos_weight=pw)
+            total = F.binary_cross_entropy_with_logits(inp.scores, inp.target, weight=weights, pos_weight=pw,
+                                                       reduction="sum")
+            if self.reduction == "sum":
+                return total
+            return total / weights.sum().clamp_min(1e-12)
         return self.reduce_pixels(pixel_ce(inp, pos_weight=pw), inp, self.pixel_weights(inp))
 
 
@@ -141,19 +204,29 @@ class FocalLoss(SegmentationLoss):
     ``gamma=0, alpha=None`` equals ``ce``. MONAI's multiclass mean divides by C as well (its loss is
     C times smaller) and its ``include_background=False`` drops channel 0 *before* the softmax;
     ours keeps the softmax over all classes and drops the pixels labelled 0. ``class_weights``
-    apply on top as in ``ce``. Defaults: ``gamma=2``, ``alpha=None``.
+    apply on top as in ``ce``.
+
+    Args:
+        gamma: focusing exponent >= 0; default 2 (0 with ``alpha=None`` is ``ce``).
+        alpha: ``None`` (default), a float in [0, 1] or one per class (multiclass) / channel.
+        **shared: ``mode``, ``from_logits``, ``ignore_index``, ``reduction``, ``class_weights``,
+            ``weight_scheme``, ``class_weight_beta``, ``include_background``.
+
+    Raises:
+        ValueError: ``gamma < 0``, ``alpha`` outside [0, 1] or an unsupported keyword; at call
+            time, an ``alpha`` list of the wrong length or input that does not fit ``mode``.
+
+    Example::
+
+        loss = FocalLoss(mode="multiclass", gamma=2.0)
+        value = loss(logits, target)
     """
 
     uses = frozenset({"log_prob_of_target"})
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, gamma: float = 2.0,
-                 alpha: float | Sequence[float] | None = None, class_weights: ClassWeights = None,
-                 include_background: bool = True, reduction: str = "mean",
-                 weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, include_background=include_background,
-                         reduction=reduction, weight_scheme=weight_scheme, beta=beta)
+    def __init__(self, *, gamma: float = 2.0, alpha: float | Sequence[float] | None = None,
+                 **shared: object) -> None:
+        super().__init__(**shared)
         check_range("gamma", gamma, 0.0, math.inf)
         self.gamma = float(gamma)
         a = None
@@ -211,16 +284,22 @@ class TopKCrossEntropyLoss(CrossEntropyLoss):
     The per-position (class-weighted) CE values of all non-ignored positions of the batch are
     ranked and the largest ``ceil(k/100 * n_valid)`` kept; ``mean`` is their weighted mean, ``sum``
     their sum, ``none`` the map with unselected positions at 0. ``k=100`` equals ``ce``.
-    Defaults: ``k=10``.
+
+    Args:
+        k: percent of non-ignored positions kept, in (0, 100]; default 10.
+        label_smoothing, **shared: as :class:`CrossEntropyLoss`.
+
+    Raises:
+        ValueError: ``k`` out of range; otherwise as :class:`CrossEntropyLoss`.
+
+    Example::
+
+        loss = TopKCrossEntropyLoss(mode="multiclass", k=10.0)
+        value = loss(logits, target)
     """
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, k: float = 10.0, class_weights: ClassWeights = None,
-                 label_smoothing: float = 0.0, reduction: str = "mean",
-                 weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, label_smoothing=label_smoothing,
-                         reduction=reduction, weight_scheme=weight_scheme, beta=beta)
+    def __init__(self, *, k: float = 10.0, **rest: object) -> None:
+        super().__init__(**rest)
         check_range("k", k, 0.0, 100.0, low_open=True)
         self.k = float(k)
 

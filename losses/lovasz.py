@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses._common import SegInput
-from losses.base import ClassWeights, SegmentationLoss
+from losses.base import SegmentationLoss
 from losses.registry import register
 
 
@@ -46,19 +46,28 @@ class LovaszLoss(SegmentationLoss):
     logits: Lovász hinge on ``relu(1 - x (2t - 1))`` per channel, averaged over channels (smp
     flattens multilabel channels into one binary problem); with ``from_logits=False`` the
     probability errors ``|t - p|`` are used instead of the hinge. ``per_image=True`` computes each
-    image separately and averages the images; ``False`` (default) treats the batch as one image.
-    Ignored positions are sorted last with zero error, so they affect no term. ``class_weights``:
-    weighted mean over the averaged classes. ``reduction="none"`` gives ``(N,)`` with
-    ``per_image=True``, else a 0-dim value. All classes are sorted at once, not in a Python loop.
+    image separately and averages the images that have a non-ignored position (an all-ignored
+    image is left out of the mean, and is 0 in ``reduction="none"``); ``False`` (default) treats
+    the batch as one image. Ignored positions are sorted last with zero error, so they affect no
+    term. ``class_weights``: weighted mean over the averaged classes. ``reduction="none"`` gives
+    ``(N,)`` with ``per_image=True``, else a 0-dim value. All classes are sorted at once.
+
+    Args:
+        per_image: one Lovász loss per image, averaged; default ``False``.
+        **shared: ``mode``, ``from_logits``, ``ignore_index``, ``reduction``, ``class_weights``,
+            ``weight_scheme``, ``class_weight_beta``, ``include_background``.
+
+    Raises:
+        ValueError: an unsupported keyword; at call time, bad input.
+
+    Example::
+
+        loss = LovaszLoss(mode="multiclass", per_image=True)
+        value = loss(logits, target)
     """
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, per_image: bool = False,
-                 class_weights: ClassWeights = None, include_background: bool = True,
-                 reduction: str = "mean", weight_scheme: str = "inverse", beta: float = 0.9999) -> None:
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         class_weights=class_weights, include_background=include_background,
-                         reduction=reduction, weight_scheme=weight_scheme, beta=beta)
+    def __init__(self, *, per_image: bool = False, **shared: object) -> None:
+        super().__init__(**shared)
         self.per_image = bool(per_image)
 
     uses = frozenset({"probs"})
@@ -92,4 +101,9 @@ class LovaszLoss(SegmentationLoss):
         per_image = (per_class * weights).sum(-1) / weights.sum(-1).clamp_min(1e-12)
         if self.reduction == "none":
             return per_image if self.per_image else per_image.squeeze(0)
-        return per_image.sum() if self.reduction == "sum" else per_image.mean()
+        if self.reduction == "sum":
+            return per_image.sum()
+        if self.per_image and valid is not None:
+            scored = valid.flatten(1).any(1).to(per_image.dtype)
+            return (per_image * scored).sum() / scored.sum().clamp_min(1.0)
+        return per_image.mean()

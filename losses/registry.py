@@ -1,6 +1,12 @@
 """The loss registry: one decorated class per loss, looked up by name.
 
-Adding a loss is one ``@register("name", task=...)`` class plus ``configs/loss/<name>.yaml``.
+Adding a loss touches two files: one ``@register("name", task=...)`` class in a module of
+``losses/`` (a new module is imported by ``losses/__init__.py`` on its own) and
+``configs/loss/<name>.yaml`` (``defaults: [base/segmentation@_here_, ...]`` plus the loss's own
+keywords; ``tests/losses/test_configs.py`` checks it against the constructor). The registry-wide
+tests in ``tests/losses/`` cover the new loss without an edit. A third file changes only if the
+loss should join the benchmark preset: its name in ``configs/experiment/loss_benchmark.yaml``
+(``tests/test_sweeps.py`` fails until it is there, so the preset never silently misses a loss).
 """
 from __future__ import annotations
 
@@ -46,12 +52,18 @@ def loss_task(name: str) -> str:
 
 
 def get_loss_class(name: str) -> type[nn.Module]:
+    """The class registered as ``name`` (``ValueError`` listing ``available()`` if unknown)."""
     _check_name(name)
     return _REGISTRY[name]
 
 
 def build_loss(name: str, **kwargs) -> nn.Module:
-    """Construct the loss registered as ``name`` with keyword arguments ``kwargs``."""
+    """Construct the loss registered as ``name`` with keyword arguments ``kwargs``.
+
+    Raises:
+        ValueError: an unknown name (listing ``available()``), or a keyword the loss does not
+            accept (naming the loss and listing the keywords it accepts).
+    """
     return get_loss_class(name)(**kwargs)
 
 

@@ -6,6 +6,7 @@ from torch import Tensor
 
 from losses._common import SegInput, check_range, safe_ratio
 from losses.base import SegmentationLoss
+from losses.options import COMMON
 from losses.registry import register
 
 
@@ -22,24 +23,40 @@ class AsymmetricUnifiedFocalLoss(SegmentationLoss):
       (1-delta) FP + smooth)``; background ``1 - TI_0``, rare classes ``(1 - TI_c)^(1-gamma)``; mean
       over samples and classes.
 
-    Defaults are the paper's: ``weight=0.5``, ``delta=0.6``, ``gamma=0.5``; ``smooth=1e-6``.
     The reference code clips probabilities to [1e-7, 1 - 1e-7] before the log; we use the exact
     log-softmax / log-sigmoid instead. ``reduction`` is ``mean`` only (the two terms are means
     over different sets); ``last_terms`` holds both terms' values after each forward.
+
+    Args:
+        weight: weight of the focal Tversky term, in [0, 1]; default 0.5 (the paper's).
+        delta: weight of the rare classes (FN in the Tversky term), in [0, 1]; default 0.6.
+        gamma: background suppression / rare-class focal exponent, in [0, 1); default 0.5.
+            ``gamma >= 1`` is rejected: the rare-class term ``(1 - TI)^(1 - gamma)`` would be
+            constant.
+        smooth: added to the Tversky numerator and denominator; default 1e-6.
+        **shared: ``mode``, ``from_logits``, ``ignore_index``, ``reduction`` (``mean`` only).
+
+    Raises:
+        ValueError: an option out of range, ``reduction`` other than ``mean`` or an unsupported
+            keyword; at call time, bad input.
+
+    Example::
+
+        loss = AsymmetricUnifiedFocalLoss(mode="binary")
+        value = loss(logits, target)
     """
 
     uses = frozenset({"class_stats", "log_prob_of_target"})
+    shared_keywords = COMMON
 
-    def __init__(self, mode: str = "multiclass", from_logits: bool = True,
-                 ignore_index: int | None = None, weight: float = 0.5, delta: float = 0.6,
-                 gamma: float = 0.5, smooth: float = 1e-6, reduction: str = "mean") -> None:
-        if reduction != "mean":
-            raise ValueError(f"reduction: unified_focal supports only 'mean', got {reduction!r}")
-        super().__init__(mode=mode, from_logits=from_logits, ignore_index=ignore_index,
-                         reduction=reduction)
+    def __init__(self, *, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5,
+                 smooth: float = 1e-6, **shared: object) -> None:
+        super().__init__(**shared)
+        if self.reduction != "mean":
+            raise ValueError(f"reduction: unified_focal supports only 'mean', got {self.reduction!r}")
         check_range("weight", weight, 0.0, 1.0)
         check_range("delta", delta, 0.0, 1.0)
-        check_range("gamma", gamma, 0.0, 1.0)
+        check_range("gamma", gamma, 0.0, 1.0, high_open=True)
         check_range("smooth", smooth, 0.0, float("inf"))
         self.weight, self.delta, self.gamma, self.smooth = float(weight), float(delta), float(gamma), float(smooth)
         self.last_terms: dict[str, Tensor] = {}

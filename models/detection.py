@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from models.det_heads import set_box_loss
 from models.det_metrics import DetectionMetrics
-from models.segmentation import NonFiniteLossError, optimizers_from_factories
+from models.lightning_base import check_finite_loss, check_scheduler_interval, log_training_loss, optimizers_from_factories
 
 Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
 
@@ -41,8 +41,7 @@ class DetectionModule(pl.LightningModule):
         metrics_backend: str = "auto",
     ) -> None:
         super().__init__()
-        if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"DetectionModule: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        check_scheduler_interval("DetectionModule", scheduler_interval)
         if not box_loss_weight > 0:
             raise ValueError(f"DetectionModule: box_loss_weight must be > 0, got {box_loss_weight!r}")
         self.save_hyperparameters(ignore=["detector", "loss", "optimizer", "scheduler"])
@@ -67,16 +66,8 @@ class DetectionModule(pl.LightningModule):
         terms = self.detector(images, targets)
         weights = {"bbox_regression": self.box_loss_weight}
         loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
-        if not torch.isfinite(loss):
-            described = ", ".join(f"{name}={float(value):.4g}" for name, value in terms.items())
-            raise NonFiniteLossError(
-                f"non-finite training loss {float(loss)} at global step {self.global_step} "
-                f"(epoch {self.current_epoch}, batch {batch_idx}); terms: {described}"
-            )
-        batch_size = len(images)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
-        for name, value in terms.items():
-            self.log(f"train/loss/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=batch_size)
+        check_finite_loss(self, loss, terms, batch_idx)
+        log_training_loss(self, loss, terms, len(images))
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

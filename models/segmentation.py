@@ -8,6 +8,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import Tensor, nn
 
+from models.lightning_base import check_finite_loss, check_scheduler_interval, log_training_loss, optimizers_from_factories
 from models.seg_metrics import SegmentationMetrics
 
 MODES = ("binary", "multiclass")
@@ -39,10 +40,6 @@ def build_smp(
         raise ValueError(f"model: arch={arch!r}, encoder_name={encoder_name!r}: {error.args[0]}") from None
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN/inf; the run stops rather than training on garbage."""
-
-
 class SegmentationModule(pl.LightningModule):
     """Trains ``net`` with ``loss`` and reports the contract's segmentation metrics for val and test.
 
@@ -69,8 +66,7 @@ class SegmentationModule(pl.LightningModule):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"SegmentationModule: mode must be one of {MODES}, got {mode!r}")
-        if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"SegmentationModule: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        check_scheduler_interval("SegmentationModule", scheduler_interval)
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "inferer"])
         self.net = net
         self.loss = loss
@@ -99,16 +95,8 @@ class SegmentationModule(pl.LightningModule):
         logits = self.net(batch["image"])
         loss = self.loss(logits, batch["mask"])
         terms = getattr(self.loss, "last_terms", None) or {}
-        if not torch.isfinite(loss):
-            described = ", ".join(f"{name}={value.detach().item():.4g}" for name, value in terms.items())
-            raise NonFiniteLossError(
-                f"non-finite training loss {loss.detach().item()} at global step {self.global_step} "
-                f"(epoch {self.current_epoch}, batch {batch_idx})" + (f"; terms: {described}" if described else "")
-            )
-        batch_size = batch["image"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
-        for name, value in terms.items():
-            self.log(f"train/loss/{name}", value, on_step=False, on_epoch=True, batch_size=batch_size)
+        check_finite_loss(self, loss, terms, batch_idx)
+        log_training_loss(self, loss, terms, batch["image"].shape[0])
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], metrics: SegmentationMetrics, stage: str) -> None:
@@ -141,16 +129,3 @@ class SegmentationModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         return optimizers_from_factories(self, self.optimizer_factory, self.scheduler_factory, self.scheduler_interval)
 
-
-def optimizers_from_factories(
-    module: nn.Module,
-    optimizer: Callable[..., torch.optim.Optimizer],
-    scheduler: Callable[..., Any] | None,
-    interval: str,
-) -> Any:
-    """Lightning's ``configure_optimizers`` result from the Hydra ``_partial_`` factories (shared by
-    every lossbench LightningModule)."""
-    built = optimizer(params=module.parameters())
-    if scheduler is None:
-        return built
-    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(optimizer=built), "interval": interval}}

@@ -18,7 +18,7 @@ class CompareOnMultirunEnd(Callback):
     the sweep: the runs are on disk and ``python compare.py <sweep dir>`` can be rerun at any time.
     """
 
-    def __init__(self, enabled: bool = True, baseline: str = "ce", test: str = "wilcoxon", plots: bool = True) -> None:
+    def __init__(self, enabled: bool = True, baseline: str | None = None, test: str = "t", plots: bool = True) -> None:
         self.enabled = enabled
         self.options = {"baseline": baseline, "test": test, "plots": plots}
 
@@ -34,5 +34,7 @@ class CompareOnMultirunEnd(Callback):
             log.warning("comparison of %s skipped: %s", sweep_dir, error)
             return
         lb = result.leaderboard.table
+        for skipped in result.extras.skipped:
+            log.warning("comparison skipped %s: %s", skipped.path, skipped.reason)
         log.info("compared %d runs (%d failed): %s", int(lb["n_runs"].sum() + lb["n_failed"].sum()),
                  int(lb["n_failed"].sum()), result.out_dir / "report.html")

@@ -1,35 +1,33 @@
-"""The leaderboard: one row per datamodule × model × loss (× swept variant), statistics over seeds.
+"""The leaderboard: one row per table × row (see ``reporting.grouping``), statistics over seeds.
 
 Headline metrics are read from the ``test/`` split (``val/`` when no run has test metrics):
-segmentation ``miou``, ``dice_fg``, ``iou_rare`` and every ``small_recall/<bucket>``;
-detection ``map`` and ``map_small``. ``iou_rare`` is the IoU of the rarest foreground class of the
-datamodule's training split when the runs record ``class_pixel_counts``, otherwise of the foreground
-class with the lowest mean IoU over all runs of that datamodule (the header says which).
-All headline metrics are "higher is better"; ``rank`` orders losses by ``rank_by`` within each
-datamodule × model (× variant) group, 1 = best, ties share the smaller rank.
+segmentation ``miou``, ``dice_fg``, ``iou_rare``, every ``small_recall/<bucket>``, and ``nsd``,
+``hd95`` for 3-D runs; detection ``map`` and ``map_small``. ``iou_rare`` is the IoU of one class per
+datamodule, the same for every run: the foreground class with the smallest pixel share summed over
+all runs' recorded training-split ``class_pixel_counts`` (a note says when single runs disagree),
+else the foreground class with the lowest mean IoU over all completed runs.
+
+**Rank** (1 = best; lower-is-better metrics such as ``hd95`` ascending) orders the rows of a table
+by the mean of ``rank_by`` over the table's *common seeds*: the seeds every row completed. A row that
+failed a seed is marked and cannot outrank another by leaving out its hardest seed. With
+``failed_as_worst`` a failed run counts instead as the table's worst completed value of each metric
+(for the means, tests and rank alike) and the common seeds are those every row ran.
 """
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
+from reporting.budget import converged, curve
 from reporting.collect import Run
-from reporting.configdiff import inconsistent_keys
-from reporting.stats import TESTS, paired_test, summarize
+from reporting.grouping import Grouping, RowKey, TableKey, group_runs
+from reporting.metric_names import DEFAULT_BASELINE, HEADLINE, bucket_order, column, higher_is_better
+from reporting.stats import CI_METHODS, TESTS, holm, paired_test, summarize
 
-HEADLINE = {
-    "segmentation": ("miou", "dice_fg", "iou_rare", "small_recall/*"),
-    "detection": ("map", "map_small"),
-}
-KEY_COLUMNS = ("datamodule", "model", "variant", "loss")
-# Overrides that identify a row (or are bookkeeping) rather than a swept variant.
-_NOT_VARIANT = {"seed", "loss", "datamodule", "model", "resume", "task", "experiment"}
+KEY_COLUMNS = ("datamodule", "model", "settings", "loss", "loss_params")
 
 
 @dataclass
@@ -43,95 +41,156 @@ class Leaderboard:
     test: str
     rank_by: str
     confidence: float
+    ci_method: str
+    failed_as_worst: bool
+    grouping: Grouping
+    values: "_MetricReader" = field(repr=False)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.confidence
 
-def column(metric: str) -> str:
-    """CSV column prefix of a metric name (``small_recall/small`` → ``small_recall_small``)."""
-    return metric.replace("/", "_")
+    def curve_key(self, run: Run) -> str:
+        """History key of the validation curve that stands for ``rank_by``."""
+        return self.values.history_key(run, self.rank_by)
+
+    def parts(self) -> list[tuple[TableKey, pd.DataFrame]]:
+        """One part per table, in the grouping's order, rows sorted by rank (unranked last)."""
+        t = self.table
+        out = []
+        for key in self.grouping.tables:
+            mask = (t["datamodule"] == key.datamodule) & (t["model"] == key.model) & (t["settings"] == key.settings)
+            out.append((key, t[mask].sort_values(["rank", "loss", "loss_params"], na_position="last")))
+        return out
+
+    def runs_of(self, key: TableKey, row: pd.Series) -> list[Run]:
+        return self.grouping.tables[key][RowKey(row["loss"], row["loss_params"])]
+
+    def baseline_label(self, part: pd.DataFrame) -> str | None:
+        """The label of the part's baseline row (None when the table has none)."""
+        labels = set(row_labels(part))
+        name = str(part["baseline"].iloc[0]) if len(part) else self.baseline
+        return name if name in labels else None
 
 
-def build_leaderboard(runs: list[Run], baseline: str = "ce", test: str = "wilcoxon",
+def row_labels(part: pd.DataFrame) -> list[str]:
+    """``loss loss_params`` of each row (``focal gamma=1``)."""
+    return [f"{l} {p}".strip() for l, p in zip(part["loss"], part["loss_params"])]
+
+
+def build_leaderboard(runs: list[Run], baseline: str | None = None, test: str = "t",
                       metrics: list[str] | None = None, rank_by: str | None = None,
-                      confidence: float = 0.95) -> Leaderboard:
+                      confidence: float = 0.95, ci_method: str = "t", failed_as_worst: bool = False,
+                      grouping: Grouping | None = None) -> Leaderboard:
     """Aggregate ``runs`` (one task) into a :class:`Leaderboard`.
 
     ``metrics`` are names without the split prefix (``miou``, ``iou/3``); default: the task's
-    headline metrics present in the runs. ``rank_by`` defaults to the first metric.
+    headline metrics present in the runs. ``rank_by`` defaults to the first metric; ``baseline``
+    to ``ce`` (segmentation) or ``giou`` (detection).
     """
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci method must be one of {CI_METHODS}, got {ci_method!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if not runs:
         raise ValueError("no runs to compare")
     completed = [r for r in runs if r.completed]
     if not completed:
         errors = "; ".join(f"{r.path.name} ({r.loss}, seed {r.seed}): {r.error}" for r in runs[:5])
         raise ValueError(f"all {len(runs)} runs failed, nothing to compare; first errors: {errors}")
+    task = runs[0].task
+    baseline = baseline or DEFAULT_BASELINE.get(task, "ce")
     split = "test" if any(k.startswith("test/") for r in completed for k in r.metrics) else "val"
     values = _MetricReader(runs, split)
-    names = _resolve_metrics(metrics, runs[0].task, completed, split, values)
-    notes = list(values.notes) if "iou_rare" in names else []
+    names = _resolve_metrics(metrics, task, completed, split, values)
     rank_by = rank_by or names[0]
     if rank_by not in names:
         raise ValueError(f"rank_by {rank_by!r} is not among the leaderboard metrics {names}")
-    variants = _variants(runs)
+    grouping = grouping or group_runs(runs)
+    notes = list(values.notes) if "iou_rare" in names else []
 
-    groups: dict[tuple[str, str, str, str], list[Run]] = defaultdict(list)
-    for r in runs:
-        groups[(r.datamodule, r.model, variants[r.path], r.loss)].append(r)
-    rows = []
-    for key, group in sorted(groups.items()):
-        _check_unique_seeds(key, group)
-        rows.append(_row(key, group, groups, names, values, baseline, test, confidence))
-    notes += _inconsistency_notes(groups)
+    rows: list[dict] = []
+    for table_key, table_rows in grouping.tables.items():
+        rows += _table(table_key, table_rows, names, values, baseline, test, confidence, ci_method, rank_by,
+                       failed_as_worst, notes)
     table = pd.DataFrame(rows)
-    table.insert(4, "rank", _ranks(table, column(rank_by) + "_mean"))
-    if not any(variants.values()):
-        table = table.drop(columns="variant")
-    if baseline not in set(table["loss"]):
+    if baseline not in set(table["loss"]) and baseline not in set(row_labels(table)):
         notes.append(f"baseline loss {baseline!r} is not among the runs: no paired tests "
                      f"(choose one with --baseline; losses: {', '.join(sorted(set(table['loss'])))})")
-    return Leaderboard(table, names, split, baseline, test, rank_by, confidence, notes)
+    return Leaderboard(table, names, split, baseline, test, rank_by, confidence, ci_method, failed_as_worst,
+                       grouping, values, notes)
 
 
 class _MetricReader:
-    """Per-run metric values, including the derived ``iou_rare``."""
+    """Per-run metric values, including the derived ``iou_rare`` (one class per datamodule)."""
 
     def __init__(self, runs: list[Run], split: str):
         self.split = split
         self.rare: dict[str, int] = {}
         self.notes: list[str] = []
-        for dm in sorted({r.datamodule for r in runs}):
-            dm_runs = [r for r in runs if r.datamodule == dm]
+        by_dm: dict[str, list[Run]] = defaultdict(list)
+        for r in runs:
+            by_dm[r.datamodule].append(r)
+        for dm, dm_runs in sorted(by_dm.items()):
             found = _rare_class(dm_runs, split)
             if found is not None:
                 self.rare[dm], how = found
-                self.notes.append(f"{dm}: iou_rare = IoU of class {self.rare[dm]}{_class_name(dm_runs, self.rare[dm])}, {how}")
+                k = self.rare[dm]
+                self.notes.append(f"{dm}: iou_rare = IoU of class {k}{_class_name(dm_runs, k)}, {how}")
 
     def __call__(self, run: Run, metric: str) -> float:
+        return run.metric(self.key(run, metric))
+
+    def key(self, run: Run, metric: str) -> str:
         if metric == "iou_rare":
             k = self.rare.get(run.datamodule)
-            return math.nan if k is None else run.metric(f"{self.split}/iou/{k}")
-        return run.metric(f"{self.split}/{metric}")
+            return f"{self.split}/iou/{k}" if k is not None else f"{self.split}/iou_rare"
+        return f"{self.split}/{metric}"
+
+    def history_key(self, run: Run, metric: str) -> str:
+        """The validation curve that stands for ``metric``: ``val/<metric>``, else the run's optimised metric."""
+        key = "val/" + self.key(run, metric).split("/", 1)[1]
+        if key in run.history or not run.history:
+            return key
+        return str(run.record.get("optimized_metric") or key)
 
 
 def _rare_class(runs: list[Run], split: str) -> tuple[int, str] | None:
+    shares = []
     for r in runs:
         counts = r.record.get("class_pixel_counts")
-        if isinstance(counts, list) and len(counts) >= 2:
-            fg = np.asarray(counts[1:], dtype=np.float64)
-            return int(np.argmin(fg)) + 1, "the rarest foreground class in the training split"
+        if isinstance(counts, list) and len(counts) >= 2 and all(isinstance(c, (int, float)) for c in counts):
+            c = np.asarray(counts, dtype=np.float64)
+            if c.sum() > 0:
+                shares.append(c / c.sum())
+    if shares:
+        length = min(len(s) for s in shares)
+        stack = np.vstack([s[:length] for s in shares])
+        mean = stack.mean(axis=0)
+        k = int(np.argmin(mean[1:])) + 1
+        per_run = np.argmin(stack[:, 1:], axis=1) + 1
+        how = (f"the foreground class with the smallest training-split pixel share ({mean[k]:.2%}, mean over runs; "
+               f"the most frequent foreground class has {mean[1:].max() / max(mean[k], 1e-12):.0f}× its pixels)")
+        if (per_run != k).any():
+            others = sorted({int(x) for x in per_run if x != k})
+            how += (f"; in {int((per_run != k).sum())} of {len(per_run)} runs class(es) {others} were rarer — "
+                    "one class is used for all runs so that they measure the same thing")
+        return k, how
     prefix = f"{split}/iou/"
     per_class: dict[int, list[float]] = defaultdict(list)
     for r in runs:
         if r.completed:
-            for k, v in r.metrics.items():
-                if k.startswith(prefix) and k[len(prefix):].isdigit() and v is not None:
-                    per_class[int(k[len(prefix):])].append(float(v))
+            for key, v in r.metrics.items():
+                if key.startswith(prefix) and key[len(prefix):].isdigit() and v is not None:
+                    per_class[int(key[len(prefix):])].append(float(v))
     fg = {k: float(np.nanmean(v)) for k, v in per_class.items() if k >= 1 and v}
     if not fg:
         return None
-    return min(fg, key=lambda k: (fg[k], k)), "the foreground class with the lowest mean IoU (class pixel counts not recorded)"
+    return (min(fg, key=lambda k: (fg[k], k)),
+            "the foreground class with the lowest mean IoU over all completed runs (class pixel counts not recorded)")
 
 
 def _class_name(runs: list[Run], k: int) -> str:
@@ -144,18 +203,18 @@ def _class_name(runs: list[Run], k: int) -> str:
 
 def _resolve_metrics(metrics: list[str] | None, task: str, completed: list[Run], split: str,
                      values: _MetricReader) -> list[str]:
-    present = [k[len(split) + 1:] for r in completed for k in r.metrics if k.startswith(split + "/")]
+    present = list(dict.fromkeys(k[len(split) + 1:] for r in completed for k in r.metrics if k.startswith(split + "/")))
     if metrics:
         unknown = [m for m in metrics if m != "iou_rare" and m not in present]
         if unknown:
             raise ValueError(f"metrics {unknown} not found in any run's {split}/ metrics; "
-                             f"available: {sorted(set(present))}")
+                             f"available: {sorted(present)}")
         return list(metrics)
     names: list[str] = []
     for pattern in HEADLINE.get(task, ()):
         if pattern.endswith("/*"):
             stem = pattern[:-1]
-            names += sorted((m for m in dict.fromkeys(present) if m.startswith(stem)), key=_bucket_order)
+            names += sorted((m for m in present if m.startswith(stem)), key=bucket_order)
         elif pattern == "iou_rare":
             if values.rare:
                 names.append(pattern)
@@ -163,84 +222,111 @@ def _resolve_metrics(metrics: list[str] | None, task: str, completed: list[Run],
             names.append(pattern)
     if not names:
         raise ValueError(f"none of the headline metrics {HEADLINE.get(task)} of task {task!r} are in the "
-                         f"runs' {split}/ metrics; pass --metrics from: {sorted(set(present))}")
+                         f"runs' {split}/ metrics; pass --metrics from: {sorted(present)}")
     return names
 
 
-def _bucket_order(metric: str) -> tuple[float, int, str]:
-    """Size buckets smallest first: ``lt16`` < ``16-64`` < ``ge64``; unknown names last, by name."""
-    bucket = metric.rsplit("/", 1)[-1]
-    match = re.fullmatch(r"(lt|ge)?(\d+(?:\.\d+)?)(?:-\d+(?:\.\d+)?)?", bucket)
-    if match is None:
-        return math.inf, 0, bucket
-    return float(match.group(2)), {"lt": 0, None: 1, "ge": 2}[match.group(1)], bucket
+def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, values, baseline, test, confidence,
+           ci_method, rank_by, failed_as_worst, notes) -> list[dict]:
+    """The rows of one table: summaries, paired tests with Holm, ranks on the common seeds."""
+    def seeds(runs, done_only=True):
+        return {r.seed for r in runs if r.seed is not None and (r.completed or not done_only)}
 
+    # A row without any completed run has nothing to rank; it must not empty the common seeds of the others.
+    rows_seeds = [seeds(rs, done_only=not failed_as_worst) for rs in table_rows.values() if any(r.completed for r in rs)]
+    common = set.intersection(*rows_seeds) if rows_seeds else set()
+    worst = {}
+    if failed_as_worst:
+        for m in names:
+            vals = [values(r, m) for rs in table_rows.values() for r in rs if r.completed]
+            vals = [v for v in vals if math.isfinite(v)]
+            worst[m] = (min(vals) if higher_is_better(m) else max(vals)) if vals else math.nan
 
-def _variants(runs: list[Run]) -> dict[Path, str]:
-    """For each run, the overrides that vary across runs and are neither identity nor seed."""
-    parsed = {r.path: dict(o.split("=", 1) for o in r.overrides if "=" in o) for r in runs}
-    keys = {k.lstrip("+~") for p in parsed.values() for k in p}
-    varying = sorted(
-        k for k in keys
-        if k not in _NOT_VARIANT and not k.startswith("hydra")
-        and len({p.get(k, p.get("+" + k)) for p in parsed.values()}) > 1)
-    return {path: " ".join(f"{k}={p[k]}" for k in varying if k in p) for path, p in parsed.items()}
+    def value(run: Run, m: str) -> float:
+        return values(run, m) if run.completed else worst.get(m, math.nan)
 
+    def used(runs: list[Run]) -> list[Run]:
+        return [r for r in runs if r.completed or failed_as_worst]
 
-def _inconsistency_notes(groups: dict[tuple[str, str, str, str], list[Run]]) -> list[str]:
-    by_setting: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
-    for (datamodule, model, variant, _loss), group in groups.items():
-        by_setting[(datamodule, model, variant)] += [r for r in group if r.completed]
-    notes = []
-    for setting, group in sorted(by_setting.items()):
-        keys = inconsistent_keys(group)
-        if keys:
-            shown = ", ".join(f"`{k}`" for k in keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
-            notes.append(f"WARNING {' · '.join(s for s in setting if s)}: the runs differ in resolved config beyond "
-                         f"loss and seed ({shown}), e.g. a config edited between runs — these numbers are not "
-                         "comparable; see the config diff in report.html")
-    return notes
+    base_key = _baseline_row(table_rows, baseline)
+    if base_key is None and len(table_rows) > 1:
+        notes.append(f"{table_key.title}: no `{baseline}` row, so no paired tests in this table")
+    base_by_seed = {r.seed: r for r in used(table_rows[base_key])} if base_key else {}
 
-
-def _check_unique_seeds(key: tuple[str, ...], group: list[Run]) -> None:
-    by_seed: dict[object, list[Run]] = defaultdict(list)
-    for r in group:
-        if r.completed and r.seed is not None:
-            by_seed[r.seed].append(r)
-    for seed, rs in by_seed.items():
-        if len(rs) > 1:
-            raise ValueError(
-                f"seed {seed} of {dict(zip(KEY_COLUMNS, key))} completed more than once: "
-                f"{', '.join(repr(str(r.path)) for r in rs)}; pass each sweep once, or sweep dirs that do not overlap")
-
-
-def _row(key, group, groups, names, values, baseline, test, confidence) -> dict:
-    datamodule, model, variant, loss = key
-    done = [r for r in group if r.completed]
-    row: dict[str, object] = dict(zip(KEY_COLUMNS, key))
-    row["n_runs"] = len(done)
-    row["n_failed"] = len(group) - len(done)
-    row["seeds"] = " ".join(str(s) for s in sorted({r.seed for r in done if r.seed is not None}))
-    base = [r for r in groups.get((datamodule, model, variant, baseline), []) if r.completed]
-    base_by_seed = {r.seed: r for r in base if r.seed is not None}
-    pairs = [(r, base_by_seed[r.seed]) for r in done if r.seed in base_by_seed]
-    row["baseline"] = baseline
-    row["test"] = test
-    row["n_pairs"] = len(pairs) if loss != baseline else 0
+    out = []
+    for row_key, runs in table_rows.items():
+        done = [r for r in runs if r.completed]
+        failed_seeds = sorted(seeds(runs, done_only=False) - seeds(runs), key=_seed_order)
+        row: dict[str, object] = dict(zip(KEY_COLUMNS, (*table_key, *row_key)))
+        row["n_runs"] = len(done)
+        row["n_failed"] = len(runs) - len(done)
+        row["seeds"] = " ".join(str(s) for s in sorted(seeds(runs), key=_seed_order))
+        row["failed_seeds"] = " ".join(str(s) for s in failed_seeds)
+        row["rank_seeds"] = len(common)
+        row["baseline"] = base_key.label if base_key else baseline
+        row["test"] = test
+        row["ci_method"] = ci_method
+        pairs = [(r, base_by_seed[r.seed]) for r in used(runs) if r.seed in base_by_seed] if row_key != base_key else []
+        row["n_pairs"] = len(pairs)
+        times = [r.wall_time_s for r in done if r.wall_time_s is not None]
+        row["train_time_s"] = float(np.mean(times)) if times else math.nan
+        row["converged"] = _converged_share(done, values, rank_by)
+        for m in names:
+            c = column(m)
+            s = summarize([value(r, m) for r in used(runs)], confidence=confidence, method=ci_method)
+            row[f"{c}_mean"], row[f"{c}_std"], row[f"{c}_ci_low"], row[f"{c}_ci_high"] = s.mean, s.std, s.ci_low, s.ci_high
+            row[f"{c}_n"] = s.n
+            in_common = [value(r, m) for r in used(runs) if r.seed in common]
+            finite = [v for v in in_common if math.isfinite(v)]
+            row[f"{c}_rank_value"] = float(np.mean(finite)) if finite and len(common) else math.nan
+            if pairs:
+                p = paired_test([value(a, m) for a, _ in pairs], [value(b, m) for _, b in pairs], test, confidence)
+                row.update({f"{c}_delta": p.mean_diff, f"{c}_delta_ci_low": p.ci_low, f"{c}_delta_ci_high": p.ci_high,
+                            f"{c}_p": p.p_value, f"{c}_effect": p.effect_size, f"{c}_degenerate": p.degenerate or ""})
+            else:
+                row.update({f"{c}_delta": math.nan, f"{c}_delta_ci_low": math.nan, f"{c}_delta_ci_high": math.nan,
+                            f"{c}_p": math.nan, f"{c}_effect": math.nan, f"{c}_degenerate": ""})
+        out.append(row)
     for m in names:
-        s = summarize([values(r, m) for r in done], confidence=confidence)
         c = column(m)
-        row[f"{c}_mean"], row[f"{c}_std"], row[f"{c}_ci_low"], row[f"{c}_ci_high"] = s.mean, s.std, s.ci_low, s.ci_high
-        row[f"{c}_n"] = s.n
-        if loss == baseline or not pairs:
-            row[f"{c}_delta"] = row[f"{c}_p"] = row[f"{c}_effect"] = math.nan
-            continue
-        p = paired_test([values(a, m) for a, _ in pairs], [values(b, m) for _, b in pairs], test)
-        row[f"{c}_delta"], row[f"{c}_p"], row[f"{c}_effect"] = p.mean_diff, p.p_value, p.effect_size
-    return row
+        adjusted = holm([r[f"{c}_p"] for r in out])
+        for r, p in zip(out, adjusted):
+            r[f"{c}_p_holm"] = float(p)
+    rb = column(rank_by) + "_rank_value"
+    ranks = pd.Series([r[rb] for r in out], dtype=float).rank(ascending=not higher_is_better(rank_by), method="min")
+    for r, k in zip(out, ranks):
+        r["rank"] = float(k)
+    if not common and len(table_rows) > 1:
+        notes.append(f"{table_key.title}: no seed was completed by every row, so the rows are not ranked")
+    return [_ordered(r, names) for r in out]
 
 
-def _ranks(table: pd.DataFrame, by: str) -> pd.Series:
-    group_cols = [c for c in ("datamodule", "model", "variant") if c in table]
-    ranks = table.groupby(group_cols, dropna=False)[by].rank(ascending=False, method="min")
-    return ranks.astype("Int64")
+def _seed_order(seed: object) -> tuple[int, float, str]:
+    return (0, float(seed), "") if isinstance(seed, (int, float)) else (1, 0.0, str(seed))
+
+
+def _ordered(row: dict, names: list[str]) -> dict:
+    head = [*KEY_COLUMNS, "rank", "rank_seeds", "n_runs", "n_failed", "seeds", "failed_seeds", "converged",
+            "train_time_s", "baseline", "test", "ci_method", "n_pairs"]
+    cols = head + [f"{column(m)}_{s}" for m in names for s in
+                   ("mean", "std", "ci_low", "ci_high", "n", "rank_value", "delta", "delta_ci_low", "delta_ci_high",
+                    "p", "p_holm", "effect", "degenerate")]
+    return {c: row[c] for c in cols}
+
+
+def _baseline_row(table_rows: dict[RowKey, list[Run]], baseline: str) -> RowKey | None:
+    """The row labelled ``baseline`` (``focal gamma=2``), else the first row of that loss."""
+    for key in table_rows:
+        if key.label == baseline:
+            return key
+    return next((key for key in table_rows if key.loss == baseline), None)
+
+
+def _converged_share(done: list[Run], values: _MetricReader, rank_by: str) -> float:
+    flags = []
+    for r in done:
+        key = values.history_key(r, rank_by)
+        flag = converged(curve(r, key), higher_is_better(key), r.early_stopped)
+        if flag is not None:
+            flags.append(flag)
+    return float(np.mean(flags)) if flags else math.nan

@@ -1,16 +1,25 @@
-"""compare: runs → leaderboard.csv/.md, PNG plots and report.html (CONTRACTS section 5)."""
+"""compare: runs → leaderboard.csv/.md/.tex, ranks.csv, budget.csv, summary.json, PNG plots and report.html
+(the outputs are listed in docs/sweeps.md)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from reporting import plots as P
-from reporting.collect import Run, collect_runs
-from reporting.configdiff import config_diff
+import pandas as pd
+
+from reporting.budget import budget_rows, curve
+from reporting.collect import Collection, Run, collect_runs
+from reporting.grouping import group_runs
 from reporting.html import write_report
-from reporting.leaderboard import Leaderboard, build_leaderboard
-from reporting.markdown import write_leaderboard
+from reporting.latex import write_latex
+from reporting.leaderboard import Leaderboard, build_leaderboard, row_labels
+from reporting.markdown import Extras, warnings, write_leaderboard
+from reporting.metric_names import higher_is_better
+from reporting.ranks import across_tables
+
+BUDGET_COLUMNS = ["datamodule", "model", "settings", "loss", "loss_params", "epoch", "mean", "rank"]
 
 
 @dataclass(frozen=True)
@@ -21,31 +30,84 @@ class Comparison:
     leaderboard: Leaderboard
     runs: list[Run]
     files: list[Path]
+    extras: Extras
 
 
-def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline: str = "ce",
-            test: str = "wilcoxon", metrics: list[str] | None = None, rank_by: str | None = None,
-            confidence: float = 0.95, plots: bool = True) -> Comparison:
+def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline: str | None = None,
+            test: str = "t", metrics: list[str] | None = None, rank_by: str | None = None,
+            confidence: float = 0.95, ci_method: str = "t", failed_as_worst: bool = False,
+            plots: bool = True) -> Comparison:
     """Compare every run under ``dirs``; outputs go to ``out`` or else the first dir.
 
     Raises ``ValueError`` with a message for people when there is nothing sound to compare.
     """
     sources = [Path(d).expanduser().resolve() for d in dirs]
-    runs = collect_runs(sources)
+    collection: Collection = collect_runs(sources)
+    runs = collection.runs
+    grouping = group_runs(runs)
     lb = build_leaderboard(runs, baseline=baseline, test=test, metrics=metrics, rank_by=rank_by,
-                           confidence=confidence)
+                           confidence=confidence, ci_method=ci_method, failed_as_worst=failed_as_worst,
+                           grouping=grouping)
     out_dir = Path(out).expanduser().resolve() if out is not None else sources[0]
     if out_dir.is_file():
         raise ValueError(f"--out {str(out_dir)!r} is a file; expected a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = list(write_leaderboard(lb, out_dir))
+
+    across = across_tables(lb)
+    budget, taus = _budget(lb)
+    extras = Extras(across, taus, [*collection.skipped, *grouping.duplicates])
+    files = list(write_leaderboard(lb, out_dir, extras))
+    files.append(write_latex(lb, out_dir / "leaderboard.tex"))
+    ranks_path = out_dir / "ranks.csv"
+    across.ranks.to_csv(ranks_path, index=False, float_format="%.6g")
+    budget_path = out_dir / "budget.csv"
+    budget.to_csv(budget_path, index=False, float_format="%.6g")
+    files += [ranks_path, budget_path, _write_summary(out_dir / "summary.json", lb, extras, runs[0].task)]
     images: list[Path] = []
     if plots:
-        for made in (P.metric_bars(lb, out_dir), P.size_recall(lb, out_dir),
-                     P.class_iou_heatmap(runs, lb, out_dir), P.training_curves(runs, lb, out_dir)):
+        from reporting import plots as P
+
+        for made in (P.strip_plots(lb, out_dir), P.learning_curves(lb, out_dir), P.size_recall(lb, out_dir),
+                     P.class_heatmap(lb, out_dir, "iou"), P.class_heatmap(lb, out_dir, "ap"),
+                     P.class_heatmap(lb, out_dir, "hd95"), P.cd_diagram(across, lb, out_dir)):
             if made is not None:
                 images.append(made)
-        images += P.prediction_grid(runs, out_dir)
+        images += P.prediction_grid(lb, out_dir)
     files += images
-    files.append(write_report(out_dir / "report.html", lb, runs, images, config_diff(runs), sources))
-    return Comparison(out_dir, lb, runs, files)
+    files.append(write_report(out_dir / "report.html", lb, runs, images, extras, sources))
+    return Comparison(out_dir, lb, runs, files, extras)
+
+
+def _budget(lb: Leaderboard) -> tuple[pd.DataFrame, list[dict]]:
+    """budget.csv rows (rank by epoch) and Kendall τ per table, from the rank-by metric's validation curves."""
+    rows, taus = [], []
+    for key, part in lb.parts():
+        curves, higher = {}, higher_is_better(lb.rank_by)
+        for label, (_, row) in zip(row_labels(part), part.iterrows()):
+            found = [curve(r, lb.curve_key(r)) for r in lb.runs_of(key, row) if r.completed]
+            curves[(row["loss"], row["loss_params"])] = [c for c in found if c is not None and len(c)]
+        table_rows, tau = budget_rows({"datamodule": key.datamodule, "model": key.model, "settings": key.settings},
+                                      curves, higher)
+        rows += table_rows
+        if tau is not None:
+            taus.append(tau)
+    return pd.DataFrame(rows, columns=BUDGET_COLUMNS), taus
+
+
+def _write_summary(path: Path, lb: Leaderboard, extras: Extras, task: str) -> Path:
+    across = extras.across
+    summary = {
+        "task": task,
+        "split": lb.split, "metrics": lb.metrics, "rank_by": lb.rank_by, "baseline": lb.baseline, "test": lb.test,
+        "ci_method": lb.ci_method, "confidence": lb.confidence, "failed_as_worst": lb.failed_as_worst,
+        "n_tables": len(lb.grouping.tables),
+        "n_runs": int(lb.table["n_runs"].sum() + lb.table["n_failed"].sum()),
+        "n_failed": int(lb.table["n_failed"].sum()),
+        "friedman": across.friedman() if across is not None else None,
+        "budget": extras.taus,
+        "warnings": warnings(lb),
+        "notes": lb.notes,
+        "skipped_runs": [{"path": str(s.path), "reason": s.reason} for s in extras.skipped],
+    }
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return path

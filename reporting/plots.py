@@ -1,215 +1,335 @@
 """The comparison's PNG plots (matplotlib's object API: no pyplot, no global backend state).
 
 Each function writes one file into ``out_dir`` and returns its path, or ``None`` when the runs hold
-nothing to draw (e.g. no CSV logs, no size buckets, no saved predictions).
+nothing to draw. Every series has its own colour from ``common.palette.series_colors`` (23 distinct
+hues, stable per set of rows); the baseline is black and drawn heavier. Legends sit outside the axes.
 """
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
+from scipy import ndimage
 
+from common.palette import BASELINE_COLOR, class_colors, series_colors, to_display
+from reporting.budget import curve, nanmean0
 from reporting.collect import Run
-from reporting.leaderboard import Leaderboard, column
-from reporting.markdown import grouped
-from common.palette import class_colors, to_display
+from reporting.leaderboard import Leaderboard, row_labels
+from reporting.metric_names import column, higher_is_better
+from reporting.ranks import AcrossTables
+from reporting.stats import t_interval
 
 PREDICTIONS_FILE = "test_predictions.npz"
 _DPI = 110
 
 
-def metric_bars(lb: Leaderboard, out_dir: Path) -> Path | None:
-    """Bars of each headline metric's mean per loss with the bootstrap CI as error bars."""
-    parts = grouped(lb.table)
+def colors_for(lb: Leaderboard) -> dict[str, str]:
+    labels = row_labels(lb.table)
+    base = next((b for b in lb.table["baseline"] if b in labels), None)
+    return series_colors(labels, base)
+
+
+def _direction(metric: str) -> str:
+    return "" if higher_is_better(metric) else " (lower is better)"
+
+
+def strip_plots(lb: Leaderboard, out_dir: Path) -> Path | None:
+    """Every seed's value per row (dots), the mean (bar) and its CI (line); one panel per table × metric."""
+    parts = lb.parts()
     if not parts:
         return None
-    fig = Figure(figsize=(3.2 * len(lb.metrics) + 1, 2.8 * len(parts) + 0.6), dpi=_DPI, layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(parts), len(lb.metrics), squeeze=False))
-    for i, (title, part) in enumerate(parts):
-        part = part.sort_values("loss")
+    colors = colors_for(lb)
+    n_rows = max(len(p) for _, p in parts)
+    fig = Figure(figsize=(max(3.2, 0.32 * n_rows + 1.2) * len(lb.metrics), 3.0 * len(parts) + 0.6), dpi=_DPI,
+                 layout="constrained")
+    axes = fig.subplots(len(parts), len(lb.metrics), squeeze=False)
+    rng = np.random.default_rng(0)
+    for i, (key, part) in enumerate(parts):
+        base = lb.baseline_label(part)
+        labels = row_labels(part)
         for j, m in enumerate(lb.metrics):
             ax, c = axes[i, j], column(m)
-            mean = part[f"{c}_mean"].to_numpy(dtype=float)
-            err = np.vstack([mean - part[f"{c}_ci_low"].to_numpy(dtype=float),
-                             part[f"{c}_ci_high"].to_numpy(dtype=float) - mean])
-            x = np.arange(len(part))
-            ax.bar(x, np.nan_to_num(mean), yerr=np.nan_to_num(err), capsize=3,
-                   color=[_loss_color(l, lb.table) for l in part["loss"]])
-            for xi, (mi, n) in enumerate(zip(mean, part[f"{c}_n"])):
-                if not math.isnan(mi):
-                    ax.annotate(f"n={n}", (xi, 0), xytext=(0, 2), textcoords="offset points",
-                                ha="center", va="bottom", fontsize=7, color="white")
-            ax.set_xticks(x, part["loss"], rotation=45, ha="right", fontsize=8)
-            ax.set_title(f"{m}" if i else f"{m}\n", fontsize=9)
+            for x, ((_, row), label) in enumerate(zip(part.iterrows(), labels)):
+                runs = [r for r in lb.runs_of(key, row) if r.completed]
+                vals = np.array([lb.values(r, m) for r in runs], dtype=float)
+                vals = vals[np.isfinite(vals)]
+                color, heavy = colors[label], label == base
+                ax.scatter(x + rng.uniform(-0.12, 0.12, vals.size), vals, s=22 if heavy else 14, color=color,
+                           zorder=3, edgecolors="white", linewidths=0.4)
+                if not math.isnan(row[f"{c}_mean"]):
+                    ax.hlines(row[f"{c}_mean"], x - 0.28, x + 0.28, color=color, lw=2.5 if heavy else 1.5, zorder=4)
+                if not math.isnan(row[f"{c}_ci_low"]):
+                    ax.vlines(x + 0.3, row[f"{c}_ci_low"], row[f"{c}_ci_high"], color=color, lw=1, zorder=2)
+            ticks = [f"{label}{' †' if row['n_failed'] else ''}" for label, (_, row) in zip(labels, part.iterrows())]
+            ax.set_xticks(range(len(part)), ticks, rotation=60, ha="right", fontsize=7)
+            for tick, label in zip(ax.get_xticklabels(), labels):
+                tick.set_color(colors[label])
+                if label == base:
+                    tick.set_fontweight("bold")
+            ax.set_title(f"{m}{_direction(m)}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
             if j == 0:
-                ax.set_ylabel(title, fontsize=8)
-            ax.set_ylim(0, max(1.0, float(np.nanmax(part[f"{c}_ci_high"].to_numpy(dtype=float), initial=0))))
-    fig.suptitle(f"{lb.split}/ metrics: mean over seeds, {lb.confidence:.0%} bootstrap CI", fontsize=10)
-    return _save(fig, out_dir / "metric_bars.png")
+                ax.set_ylabel(key.title, fontsize=8)
+    fig.suptitle(f"{lb.split}/ metrics per seed: dots = seeds, bar = mean, line = {lb.confidence:.0%} "
+                 f"{'t' if lb.ci_method == 't' else 'CI'} interval; rows by rank; † = failed runs", fontsize=9)
+    return _save(fig, out_dir / "seed_strips.png")
 
 
 def size_recall(lb: Leaderboard, out_dir: Path) -> Path | None:
-    """Object recall per object-size bucket, one line per loss (segmentation ``small_recall/*``)."""
+    """Object recall per object-size bucket, one line per row (segmentation ``small_recall/*``)."""
     buckets = [m for m in lb.metrics if m.startswith("small_recall/")]
-    parts = grouped(lb.table)
+    parts = lb.parts()
     if not buckets or not parts:
         return None
-    fig = Figure(figsize=(5.5 * len(parts), 3.8), dpi=_DPI, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(parts), squeeze=False)[0])
+    colors = colors_for(lb)
+    fig = Figure(figsize=(6.5 * len(parts), 3.8), dpi=_DPI, layout="constrained")
+    axes = fig.subplots(1, len(parts), squeeze=False)[0]
     x = np.arange(len(buckets))
-    for ax, (title, part) in zip(axes, parts):
-        for _, row in part.sort_values("loss").iterrows():
+    for ax, (key, part) in zip(axes, parts):
+        base = lb.baseline_label(part)
+        for label, (_, row) in zip(row_labels(part), part.iterrows()):
             mean = np.array([row[column(b) + "_mean"] for b in buckets], dtype=float)
             low = np.array([row[column(b) + "_ci_low"] for b in buckets], dtype=float)
             high = np.array([row[column(b) + "_ci_high"] for b in buckets], dtype=float)
-            color = _loss_color(row["loss"], lb.table)
-            ax.plot(x, mean, marker="o", label=f"{row['loss']} (n={row['n_runs']})", color=color)
-            ax.fill_between(x, low, high, alpha=0.15, color=color)
+            ax.plot(x, mean, marker="o", label=f"{label} (n={row['n_runs']})", color=colors[label],
+                    lw=2.5 if label == base else 1.2, zorder=3 if label == base else 2)
+            ax.fill_between(x, low, high, alpha=0.12, color=colors[label])
         ax.set_xticks(x, [b.split("/", 1)[1] for b in buckets])
-        ax.set_xlabel("object size bucket")
+        ax.set_xlabel("object size bucket (px)")
         ax.set_ylabel("object recall")
         ax.set_ylim(0, 1.02)
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title(key.title, fontsize=9)
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, out_dir / "size_recall.png")
 
 
-def class_iou_heatmap(runs: list[Run], lb: Leaderboard, out_dir: Path) -> Path | None:
-    """Mean per-class IoU over completed seeds: rows = losses, columns = classes, one panel per datamodule."""
-    prefix = f"{lb.split}/iou/"
+def class_heatmap(lb: Leaderboard, out_dir: Path, family: str = "iou") -> Path | None:
+    """Mean per-class ``family`` (``iou``, ``ap``, ``hd95``) over completed seeds: rows × classes per table."""
+    prefix = f"{lb.split}/{family}/"
     panels = []
-    for dm in sorted({r.datamodule for r in runs}):
-        done = [r for r in runs if r.datamodule == dm and r.completed]
-        classes = sorted({int(k[len(prefix):]) for r in done for k in r.metrics
+    for key, part in lb.parts():
+        runs = [r for _, row in part.iterrows() for r in lb.runs_of(key, row) if r.completed]
+        classes = sorted({int(k[len(prefix):]) for r in runs for k in r.metrics
                           if k.startswith(prefix) and k[len(prefix):].isdigit()})
         if not classes:
             continue
-        losses = sorted({r.loss for r in done})
-        grid = np.array([[np.nanmean([r.metric(f"{prefix}{k}") for r in done if r.loss == loss] or [np.nan])
-                          for k in classes] for loss in losses])
-        panels.append((dm, losses, classes, grid, _class_names(done)))
+        grid = np.array([[_mean([r.metric(f"{prefix}{k}") for r in lb.runs_of(key, row) if r.completed])
+                          for k in classes] for _, row in part.iterrows()])
+        panels.append((key, row_labels(part), classes, grid, class_names(runs)))
     if not panels:
         return None
-    width = max(4.0, 1.0 + 0.9 * max(len(p[2]) for p in panels))
-    fig = Figure(figsize=(width * len(panels), 0.45 * max(len(p[1]) for p in panels) + 1.8), dpi=_DPI,
+    higher = higher_is_better(family)
+    width = max(4.5, 1.5 + 0.9 * max(len(p[2]) for p in panels))
+    fig = Figure(figsize=(width * len(panels), 0.32 * max(len(p[1]) for p in panels) + 2.0), dpi=_DPI,
                  layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
-    for ax, (dm, losses, classes, grid, names) in zip(axes, panels):
-        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, labels, classes, grid, names) in zip(axes, panels):
+        finite = grid[np.isfinite(grid)]
+        vmin, vmax = (0.0, 1.0) if higher else (float(finite.min(initial=0)), float(finite.max(initial=1)))
+        im = ax.imshow(grid, vmin=vmin, vmax=vmax, cmap="viridis" if higher else "viridis_r", aspect="auto")
         for (i, j), v in np.ndenumerate(grid):
-            ax.text(j, i, "–" if math.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if v > 0.6 else "white")
+            bright = (v - vmin) / (vmax - vmin + 1e-12) > 0.6 if higher else (v - vmin) / (vmax - vmin + 1e-12) < 0.4
+            ax.text(j, i, "–" if math.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                    color="black" if bright else "white")
         ax.set_xticks(range(len(classes)), [names[k] if k < len(names) else str(k) for k in classes],
-                      rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(losses)), losses, fontsize=8)
-        ax.set_title(f"{dm}: mean {lb.split} IoU per class", fontsize=9)
+                      rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(f"{key.title}: mean {lb.split} {family} per class{_direction(family)}", fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    return _save(fig, out_dir / "class_iou.png")
+    return _save(fig, out_dir / f"class_{family}.png")
 
 
-def training_curves(runs: list[Run], lb: Leaderboard, out_dir: Path) -> Path | None:
-    """Per-epoch training loss and validation ``rank_by`` metric, mean over seeds, one line per loss."""
-    val_key = f"val/{lb.rank_by}"
-    curves: dict[str, dict[str, list[pd.DataFrame]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        log = _read_csv_log(r.path)
-        if log is None or "epoch" not in log:
-            continue
-        loss_col = next((c for c in ("train/loss_epoch", "train/loss") if c in log), None)
-        per_epoch = log.groupby("epoch").mean(numeric_only=True)
-        frame = pd.DataFrame({"loss": per_epoch[loss_col] if loss_col else np.nan,
-                              "val": per_epoch[val_key] if val_key in per_epoch else np.nan})
-        curves[r.datamodule][r.loss].append(frame)
-    if not curves:
+def learning_curves(lb: Leaderboard, out_dir: Path) -> Path | None:
+    """Validation curve of ``rank_by`` per table: mean over seeds with a t-interval band, one colour per row."""
+    colors = colors_for(lb)
+    panels = []
+    for key, part in lb.parts():
+        series = []
+        for label, (_, row) in zip(row_labels(part), part.iterrows()):
+            curves = [(r, curve(r, lb.curve_key(r))) for r in lb.runs_of(key, row) if r.completed]
+            curves = [(r, c) for r, c in curves if c is not None and len(c)]
+            if curves:
+                series.append((label, [c for _, c in curves], lb.curve_key(curves[0][0])))
+        if series:
+            panels.append((key, lb.baseline_label(part), series))
+    if not panels:
         return None
-    fig = Figure(figsize=(10, 3.2 * len(curves)), dpi=_DPI, layout="constrained")
-    axes = fig.subplots(len(curves), 2, squeeze=False)
-    for (dm, by_loss), (ax_loss, ax_val) in zip(sorted(curves.items()), axes):
-        for loss, frames in sorted(by_loss.items()):
-            mean = pd.concat(frames).groupby(level=0).mean()
-            color = _loss_color(loss, lb.table)
-            label = f"{loss} (n={len(frames)})"
-            ax_loss.plot(mean.index, mean["loss"], label=label, color=color)
-            ax_val.plot(mean.index, mean["val"], marker=".", label=label, color=color)
-        ax_loss.set_title(f"{dm}: training loss (own scale per loss)", fontsize=9)
-        ax_val.set_title(f"{dm}: {val_key}", fontsize=9)
-        for ax in (ax_loss, ax_val):
-            ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.legend(fontsize=7)
-    return _save(fig, out_dir / "training_curves.png")
+    fig = Figure(figsize=(9.5, 3.4 * len(panels)), dpi=_DPI, layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (key, base, series) in zip(axes, panels):
+        for label, curves, metric_key in series:
+            epochs = max(len(c) for c in curves)
+            stack = np.vstack([np.concatenate([c, np.full(epochs - len(c), math.nan)]) for c in curves])
+            mean = nanmean0(stack)
+            low, high = _band(stack, lb.confidence)
+            x = np.arange(1, epochs + 1)
+            heavy = label == base
+            ax.plot(x, mean, color=colors[label], lw=2.4 if heavy else 1.2, label=f"{label} (n={len(curves)})",
+                    zorder=3 if heavy else 2)
+            ax.fill_between(x, low, high, color=colors[label], alpha=0.10, lw=0)
+        ax.set_title(f"{key.title}: {series[0][2]} by epoch — mean over seeds, {lb.confidence:.0%} t band"
+                     f"{_direction(series[0][2])}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                  ncols=2 if len(series) > 14 else 1)
+    return _save(fig, out_dir / "learning_curves.png")
 
 
-def prediction_grid(runs: list[Run], out_dir: Path, max_images: int = 4) -> list[Path]:
-    """Per datamodule: image, ground truth and each loss's prediction on the same test images.
+def _band(stack: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch t interval over the seeds that reached the epoch (NaN with fewer than 2)."""
+    low = np.full(stack.shape[1], math.nan)
+    high = low.copy()
+    for e in range(stack.shape[1]):
+        col = stack[:, e][np.isfinite(stack[:, e])]
+        if col.size >= 2:
+            low[e], high[e] = (float(v) for v in t_interval(col, confidence))
+    return low, high
 
-    Uses, for every loss, the run of the smallest seed that all losses completed, so that the test
-    images are the same; a loss whose saved images differ from the first one's is left out.
+
+def cd_diagram(across: AcrossTables, lb: Leaderboard, out_dir: Path) -> Path | None:
+    """Critical-difference diagram (scikit-posthocs) of the average ranks across tables."""
+    if across.posthoc is None:
+        return None
+    import scikit_posthocs as skp
+
+    ranks = across.ranks.dropna(subset=["avg_rank"])
+    labels = [f"{l} {p}".strip() for l, p in zip(ranks["loss"], ranks["loss_params"])]
+    colors = colors_for(lb)
+    fig = Figure(figsize=(9, 0.28 * len(labels) + 1.8), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    skp.critical_difference_diagram(dict(zip(labels, ranks["avg_rank"])), across.posthoc, ax=ax,
+                                    alpha=lb.alpha, color_palette={l: colors.get(l, BASELINE_COLOR) for l in labels},
+                                    label_props={"fontsize": 7})
+    fig.suptitle(f"{across.metric}: average rank over n_blocks = {across.n_blocks} tables (1 = best); bars join rows "
+                 f"the Nemenyi test cannot tell apart (α = {lb.alpha:g}); CD = {across.cd:.2f}", fontsize=8.5)
+    if across.cd >= across.values.shape[1] - 1:
+        ax.set_title(f"too few blocks to conclude anything: CD {across.cd:.1f} ≥ k − 1 = {across.values.shape[1] - 1}",
+                     fontsize=8, color="#a12")
+    return _save(fig, out_dir / "cd_diagram.png")
+
+
+def prediction_grid(lb: Leaderboard, out_dir: Path, max_images: int = 3) -> list[Path]:
+    """Per table: image, ground truth and each row's prediction on the same test images, a class legend,
+    and under every image a zoom on its smallest ground-truth object (outlined in the full views).
+
+    Uses, for every row, the run of the smallest seed that all rows with saved predictions completed,
+    so the test images are the same; a row whose saved images differ from the first one's is left out.
     """
     written = []
-    for dm in sorted({r.datamodule for r in runs}):
-        done = [r for r in runs if r.datamodule == dm and r.completed and (r.path / PREDICTIONS_FILE).is_file()]
-        seeds_by_loss = defaultdict(set)
-        for r in done:
-            seeds_by_loss[r.loss].add(r.seed)
-        common = set.intersection(*seeds_by_loss.values()) if seeds_by_loss else set()
+    for key, part in lb.parts():
+        by_row = {}
+        for label, (_, row) in zip(row_labels(part), part.iterrows()):
+            runs = [r for r in lb.runs_of(key, row) if r.completed and (r.path / PREDICTIONS_FILE).is_file()]
+            if runs:
+                by_row[label] = runs
+        seed_sets = [{r.seed for r in runs} for runs in by_row.values()]
+        common = set.intersection(*seed_sets) if seed_sets else set()
         if not common:
             continue
         seed = min(common, key=lambda s: (s is None, s))
-        chosen = {r.loss: r for r in done if r.seed == seed}
-        ref = None
-        columns = []
-        for loss, r in sorted(chosen.items()):
-            with np.load(r.path / PREDICTIONS_FILE) as npz:
+        ref, columns = None, []
+        for label, runs in by_row.items():
+            run = next(r for r in runs if r.seed == seed)
+            with np.load(run.path / PREDICTIONS_FILE) as npz:
                 data = {k: npz[k] for k in npz.files}
+            if not {"image", "mask", "prediction"} <= set(data) or data["mask"].ndim != 3:
+                continue
             if ref is None:
                 ref = data
             elif data["image"].shape != ref["image"].shape or not np.allclose(data["image"], ref["image"]):
                 continue
-            columns.append((loss, data["prediction"]))
+            columns.append((label, data["prediction"]))
         if ref is None:
             continue
-        written.append(_draw_predictions(dm, seed, ref, columns, out_dir, max_images))
+        name = "_".join(p for p in (key.datamodule, key.model if len({k.model for k in lb.grouping.tables}) > 1 else "",
+                                    _slug(key.settings)) if p)
+        written.append(_draw_predictions(key.title, name, seed, ref, columns, out_dir, max_images))
     return written
 
 
-def _draw_predictions(dm: str, seed, ref: dict, columns: list, out_dir: Path, max_images: int) -> Path:
+def _draw_predictions(title: str, name: str, seed, ref: dict, columns: list, out_dir: Path, max_images: int) -> Path:
     n = min(max_images, len(ref["image"]))
     names = [str(x) for x in ref.get("class_names", [])]
     num_classes = max(len(names), int(ref["mask"].max()) + 1, *(int(p.max()) + 1 for _, p in columns))
-    cmap = ListedColormap(class_colors(num_classes))
-    fig = Figure(figsize=(1.9 * (2 + len(columns)), 1.9 * n + 0.5), dpi=_DPI, layout="constrained")
-    axes = fig.subplots(n, 2 + len(columns), squeeze=False)
+    palette = class_colors(num_classes)
+    cmap = ListedColormap(palette)
+    ncols = 2 + len(columns)
+    width = max(8.0, 1.6 * ncols)  # room for the title and the legend when few rows are compared
+    panel = min(1.8, width / ncols)
+    fig = Figure(figsize=(width, 2 * n * panel + 1.2), dpi=_DPI, layout="constrained")
+    axes = fig.subplots(2 * n, ncols, squeeze=False)
     for i in range(n):
+        box = smallest_object_box(ref["mask"][i])
         panels = [("image", to_display(ref["image"][i])), ("ground truth", ref["mask"][i])]
-        panels += [(loss, pred[i]) for loss, pred in columns]
-        for j, (title, img) in enumerate(panels):
-            ax = axes[i, j]
+        panels += [(label, pred[i]) for label, pred in columns]
+        for j, (label, img) in enumerate(panels):
+            for zoom, ax in ((False, axes[2 * i, j]), (True, axes[2 * i + 1, j])):
+                shown = img
+                if zoom and box is not None:
+                    (y0, y1), (x0, x1) = box
+                    shown = img[y0:y1, x0:x1]
+                if j == 0:
+                    ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, interpolation="nearest")
+                else:
+                    masked = np.ma.masked_where((shown < 0) | (shown >= num_classes), shown)
+                    ax.imshow(masked, cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if not zoom and box is not None:
+                    (y0, y1), (x0, x1) = box
+                    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="#ffffff", lw=1))
+                if zoom:
+                    for side in ax.spines.values():
+                        side.set_edgecolor("#888")
+                if i == 0 and not zoom:
+                    ax.set_title(label, fontsize=7)
             if j == 0:
-                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            else:
-                shown = np.ma.masked_where((img < 0) | (img >= num_classes), img)
-                ax.imshow(shown, cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle(f"{dm}: test predictions (seed {seed})", fontsize=9)
-    return _save(fig, out_dir / f"predictions_{dm}.png")
+                axes[2 * i + 1, 0].set_ylabel("zoom: smallest\nobject", fontsize=6.5)
+    handles = [Patch(color=palette[k], label=names[k] if k < len(names) else f"class {k}") for k in range(num_classes)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(num_classes, 4 if width < 10 else 6),
+               fontsize=7, frameon=False)
+    fig.suptitle(f"{title}: test predictions (seed {seed})\nunder each image: zoom on its smallest object (white box)",
+                 fontsize=8.5)
+    return _save(fig, out_dir / f"predictions_{name}.png")
 
 
-def _loss_color(loss: str, table: pd.DataFrame):
-    losses = sorted(set(table["loss"]))
-    return f"C{losses.index(loss) % 10}"
+def smallest_object_box(mask: np.ndarray, margin: int = 3,
+                        min_size: int = 12) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Crop window ((y0, y1), (x0, x1)) around the smallest foreground connected component, at least
+    ``min_size`` px wide; None for an image without foreground."""
+    best = None
+    for k in np.unique(mask):
+        if k <= 0:
+            continue
+        labelled, count = ndimage.label(mask == k)
+        if count == 0:
+            continue
+        sizes = np.bincount(labelled.ravel())[1:]
+        idx = int(np.argmin(sizes))
+        if best is None or sizes[idx] < best[0]:
+            best = (int(sizes[idx]), ndimage.find_objects(labelled)[idx])
+    if best is None:
+        return None
+    sl = best[1]
+    h, w = mask.shape
+    out = []
+    for s, size in zip(sl, (h, w)):
+        centre = (s.start + s.stop) / 2
+        half = max(min_size, (s.stop - s.start) + 2 * margin) / 2
+        lo = int(max(0, math.floor(centre - half)))
+        hi = int(min(size, math.ceil(centre + half)))
+        out.append((lo, hi))
+    return out[0], out[1]
 
 
-def _class_names(runs: list[Run]) -> list[str]:
+def class_names(runs: list[Run]) -> list[str]:
     for r in runs:
         names = (r.config.get("datamodule") or {}).get("class_names")
         if isinstance(names, list):
@@ -217,14 +337,14 @@ def _class_names(runs: list[Run]) -> list[str]:
     return []
 
 
-def _read_csv_log(run_dir: Path) -> pd.DataFrame | None:
-    files = sorted((run_dir / "csv").glob("**/metrics.csv"))
-    if not files:
-        return None
-    try:
-        return pd.read_csv(files[-1])
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
-        return None
+def _mean(values: list[float]) -> float:
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text)[:60]
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
 from losses import available, loss_task
+from models.sliding_window import SlidingWindowInferer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,13 @@ def fill_from_datamodule(cfg: DictConfig, datamodule: object) -> None:
         for key in ("in_channels", "num_classes"):
             if key in cfg.datamodule and cfg.datamodule[key] is None and getattr(datamodule, key, None) is not None:
                 cfg.datamodule[key] = getattr(datamodule, key)
+
+
+def build_eval_inferer(datamodule: object) -> SlidingWindowInferer | None:
+    """The model's evaluation inferer from the datamodule's ``eval_window`` wish (patch size, overlap,
+    blend, …), or None when the datamodule evaluates whole inputs in one forward pass."""
+    window = getattr(datamodule, "eval_window", None)
+    return SlidingWindowInferer(**window) if window is not None else None
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:

@@ -8,6 +8,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from runtime.resolvers import register_resolvers
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
 
@@ -18,8 +20,7 @@ def compose_config(overrides: list[str], output_dir: str | Path | None = None) -
     Hydra's ``hydra`` node is kept and registered as the current Hydra config, so ``${hydra:...}``
     interpolations and the recorded config-group choices work as in a real run.
     """
-    import train  # noqa: F401  (registers train.py's OmegaConf resolvers)
-
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)

@@ -8,7 +8,7 @@ small discs of radius 2–4 px), ``roi/*.png`` (a circular field of view; outsid
 ignored). Foreground is a few percent of the pixels and nuclei are rare: exactly the case that
 patch training with foreground oversampling and sliding-window evaluation are for. Then:
 
-    python -m datamodules.stats datamodule=folder datamodule.root=data/example_folder datamodule.num_classes=3
+    python scripts/dataset_stats.py datamodule=folder datamodule.root=data/example_folder datamodule.num_classes=3
     python train.py datamodule=folder datamodule.root=data/example_folder datamodule.num_classes=3 loss=dice_focal
 """
 from __future__ import annotations

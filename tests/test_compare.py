@@ -19,20 +19,30 @@ def small_sweep(tmp_path):
 def test_writes_leaderboard_and_report_into_the_sweep_dir(small_sweep, capsys):
     assert compare.main([str(small_sweep), "--no-plots"]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | `dice` | 2 | 0 | 0.800 ± 0.141 [0.700, 0.900] |" in out
-    assert {p.name for p in small_sweep.iterdir() if p.is_file()} == {"leaderboard.csv", "leaderboard.md", "report.html"}
+    assert "| 1 | `dice` | 2 | 0 | 0.800 ± 0.141 [-0.471, 2.071] | 1.5 |" in out  # t interval, 1 df
+    assert {p.name for p in small_sweep.iterdir() if p.is_file()} == {
+        "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "ranks.csv", "budget.csv", "summary.json", "report.html"}
 
 
 def test_out_dir_baseline_test_and_metric_options(small_sweep, tmp_path):
     out = tmp_path / "cmp"
-    argv = [str(small_sweep), "--out", str(out), "--no-plots", "--baseline", "dice", "--test", "t",
-            "--metrics", "miou", "iou/1", "--rank-by", "iou/1"]
+    argv = [str(small_sweep), "--out", str(out), "--no-plots", "--baseline", "dice", "--test", "wilcoxon",
+            "--metrics", "miou", "iou/1", "--rank-by", "iou/1", "--ci", "bca", "--failed-as-worst"]
     assert compare.main(argv) == 0
     table = pd.read_csv(out / "leaderboard.csv").set_index("loss")
     assert list(table.columns[table.columns.str.endswith("_mean")]) == ["miou_mean", "iou_1_mean"]
-    assert table.loc["ce", "baseline"] == "dice" and table.loc["ce", "test"] == "t"
-    assert table.loc["ce", "miou_delta"] == pytest.approx(-0.25)
+    assert table.loc["ce", "baseline"] == "dice" and table.loc["ce", "test"] == "wilcoxon"
+    assert table.loc["ce", "ci_method"] == "bca" and table.loc["ce", "miou_delta"] == pytest.approx(-0.25)
     assert not (small_sweep / "leaderboard.csv").exists()
+
+
+def test_a_corrupt_run_dir_is_skipped_with_a_warning_and_the_report_still_written(small_sweep, capsys):
+    (small_sweep / "9").mkdir()
+    (small_sweep / "9" / "metrics.json").write_text('{"status": "completed"')
+    assert compare.main([str(small_sweep), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "compare.py: warning: skipped" in err and "/9: cannot read metrics.json" in err
+    assert (small_sweep / "report.html").is_file()
 
 
 @pytest.mark.parametrize("case,message", [

@@ -81,12 +81,12 @@ def test_sweep_end_writes_the_leaderboard_with_statistics(resumed_sweep):
         row = lb.loc[loss]
         assert row["miou_std"] >= 0 and row["miou_ci_low"] <= row["miou_mean"] <= row["miou_ci_high"]
     for loss in ("dice", "focal"):
-        # Two pairs: the exact two-sided Wilcoxon p is 0.5 (same sign) or 1.0.
-        assert lb.loc[loss, "n_pairs"] == 2 and lb.loc[loss, "miou_p"] in (0.5, 1.0)
-        assert -1.0 <= lb.loc[loss, "miou_effect"] <= 1.0
+        # Two pairs, paired t by default; Holm over the table's rows never lowers a p-value.
+        assert lb.loc[loss, "n_pairs"] == 2 and 0.0 <= lb.loc[loss, "miou_p"] <= lb.loc[loss, "miou_p_holm"] <= 1.0
+        assert lb.loc[loss, "miou_delta_ci_low"] <= lb.loc[loss, "miou_delta"] <= lb.loc[loss, "miou_delta_ci_high"]
     assert sorted(lb["rank"].dropna().astype(int)) == [1, 2, 3]
     sweep_dir = resumed_sweep["dir"]
-    for name in ("leaderboard.md", "report.html", "metric_bars.png", "predictions_synthetic_imbalanced.png"):
+    for name in ("leaderboard.md", "report.html", "seed_strips.png", "predictions_synthetic_imbalanced.png"):
         assert (sweep_dir / name).stat().st_size > 500, name
 
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from models.sliding_window import SlidingWindowInferer
+from runtime.builders import build_eval_inferer
 from tests.datamodules.folder_fixtures import make_folder
 from train import train
 
@@ -26,14 +27,16 @@ def test_folder_run_trains_on_patches_and_evaluates_whole_images(tmp_path, run_c
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["status"] == "completed"
 
 
-def test_folder_datamodule_hands_its_inferer_to_the_model(tmp_path, run_config):
+def test_folder_datamodule_asks_for_a_sliding_window_inferer(tmp_path, run_config):
     import hydra
 
     data = tmp_path / "data"
     make_folder(data, [(40, 56)] * 4)
     cfg = run_config("datamodule=folder", f"datamodule.root={data}", "datamodule.sliding_window.overlap=0.5")
     datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
-    assert isinstance(datamodule.eval_inferer, SlidingWindowInferer)
-    assert datamodule.eval_inferer.patch_size == (128, 128) and datamodule.eval_inferer.overlap == 0.5
+    assert datamodule.eval_window["patch_size"] == (128, 128) and datamodule.eval_window["overlap"] == 0.5
+    inferer = build_eval_inferer(datamodule)
+    assert isinstance(inferer, SlidingWindowInferer)
+    assert inferer.patch_size == (128, 128) and inferer.overlap == 0.5 and inferer.blend == "gaussian"
     assert (datamodule.num_classes, datamodule.mode, datamodule.in_channels, datamodule.ignore_index) == \
         (2, "multiclass", 3, 255)

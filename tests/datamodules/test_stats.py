@@ -1,4 +1,4 @@
-"""``python -m datamodules.stats``: the numbers on a hand-made folder set."""
+"""``python scripts/dataset_stats.py``: the numbers on a hand-made folder set."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.stats import area_bins, main
+from datamodules.stats import area_bins
+from scripts.dataset_stats import main
 from losses.class_weights import weights_from_counts
 from tests.datamodules.folder_fixtures import write_array
 

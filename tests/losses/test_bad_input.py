@@ -27,11 +27,13 @@ def test_input_errors(name):
 
 def test_mode_inconsistent_with_shapes():
     with pytest.raises(ValueError, match=r"target: binary mode expects the spatial shape"):
-        build_loss("dice", mode="binary")(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4))
+        build_loss("dice", mode="binary")(torch.randn(2, 1, 4, 4), torch.zeros(2, 4, 5))
     with pytest.raises(ValueError, match=r"target: multilabel mode expects the prediction's shape"):
         build_loss("focal", mode="multilabel")(torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match=r"values in \[0, 1\].*got values in \[2.0, 2.0\]"):
         build_loss("bce", mode="binary")(torch.randn(2, 4, 4), torch.full((2, 4, 4), 2))
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*got values in \[nan, nan\]"):
+        build_loss("dice", mode="multilabel")(torch.randn(1, 2, 3), torch.full((1, 2, 3), float("nan")))
     with pytest.raises(ValueError, match="at most 3 spatial dims"):
         build_loss("ce", mode="multiclass")(torch.randn(1, 2, 2, 2, 2, 2), torch.zeros(1, 2, 2, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="prediction must be a floating-point tensor"):
@@ -64,6 +66,9 @@ def test_wrong_length_class_weights(name):
     ("bce", dict(mode="binary", pos_weight=0.0), "pos_weight must be a positive number"),
     ("cldice", dict(iterations=-1), "iterations must be a non-negative int, got -1"),
     ("unified_focal", dict(delta=1.2), "delta must lie in"),
+    ("unified_focal", dict(gamma=1.0), r"gamma must lie in \[0.0, 1.0\), got 1.0"),
+    ("unified_focal", dict(gamma=1.5), r"gamma must lie in \[0.0, 1.0\), got 1.5"),
+    ("dice", dict(class_weight_beta=1.0), r"class_weight_beta must lie in \(0.0, 1.0\)"),
     ("unified_focal", dict(reduction="sum"), "unified_focal supports only 'mean'"),
     ("dice", dict(ignore_index=1.5), "ignore_index must be an int or None, got 1.5"),
 ])
@@ -79,6 +84,6 @@ def test_focal_alpha_list_length_checked_at_forward():
         loss(torch.randn(1, 3, 4), torch.zeros(1, 4, dtype=torch.long))
 
 
-def test_unknown_loss_lists_available():
+def test_unknown_loss_lists_available_in_bad_input():
     with pytest.raises(ValueError, match="unknown loss 'dicee'; available losses: .*dice_focal"):
         build_loss("dicee")

@@ -131,13 +131,16 @@ def test_gradients_finite(name: str, case: str) -> None:
     assert torch.isfinite(pred.grad).all()
 
 
-def test_gradients_finite_for_point_boxes_and_coincident_centres() -> None:
-    point = torch.tensor([[5.0, 5.0, 5.0, 5.0], [0.0, 0.0, 4.0, 4.0]], requires_grad=True)
-    target = torch.tensor([[5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 3.0, 3.0]])
+def test_gradients_bounded_for_point_boxes_and_coincident_centres() -> None:
+    point = torch.tensor([[5.0, 5.0, 5.0, 5.0], [0.0, 0.0, 4.0, 4.0], [5.0, 5.0, 5.0, 5.0],
+                          [2.0, 7.0, 2.0, 7.0], [3.0, 1.0, 3.0, 6.0]], requires_grad=True)
+    target = torch.tensor([[5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 3.0, 3.0], [1.0, 2.0, 9.0, 4.0],
+                           [2.0, 3.0, 2.0, 3.0], [1.0, 4.0, 8.0, 4.0]])  # distinct degenerate pairs too
     for name in BOX_LOSSES:
         point.grad = None
         build_loss(name, reduction="sum")(point, target).backward()
         assert torch.isfinite(point.grad).all(), name
+        assert point.grad.abs().max() < 1e3, (name, point.grad)
 
 
 @pytest.mark.parametrize("name", BOX_LOSSES)
@@ -161,7 +164,7 @@ def test_registered_for_detection_and_config_builds_same_object(name: str) -> No
     assert isinstance(from_yaml, BoxLoss)
     assert from_yaml.box_space == ("deltas" if name in ("l1", "l2", "smooth_l1") else "boxes")
     pred, target = _case_pairs()["random"]
-    torch.testing.assert_close(from_yaml(pred, target), from_registry(pred, target), rtol=1e-3, atol=1e-6)
+    assert torch.equal(from_yaml(pred, target), from_registry(pred, target))
 
 
 def test_integer_boxes_are_promoted() -> None:
@@ -177,7 +180,8 @@ def test_integer_boxes_are_promoted() -> None:
         ({"name": "ciou", "eps": 0.0}, "eps must be > 0"),
         ({"name": "smooth_l1", "beta": -1.0}, "beta must be >= 0"),
         ({"name": "nwd", "constant": 0.0}, "constant must be > 0"),
-        ({"name": "siou", "theta": -2.0}, "theta must be > 0"),
+        ({"name": "siou", "theta": -2.0}, "theta must be >= 1"),
+        ({"name": "siou", "theta": 0.5}, "theta must be >= 1"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:

@@ -22,14 +22,14 @@ def normalised(w: list[float]) -> torch.Tensor:
                           (1 - 0.99) / (1 - 0.99 ** 100)]),
 ])
 def test_schemes(scheme, expected):
-    w = weights_from_counts(COUNTS, scheme, beta=0.99)
+    w = weights_from_counts(COUNTS, scheme, class_weight_beta=0.99)
     assert w.dtype == torch.float32
     torch.testing.assert_close(w, normalised(expected))
     assert w.mean().item() == pytest.approx(1.0)
 
 
 def test_effective_number_is_exact_for_huge_counts():
-    w = weights_from_counts(torch.tensor([1e9, 1e3], dtype=torch.float64), "effective_number", beta=0.9999)
+    w = weights_from_counts(torch.tensor([1e9, 1e3], dtype=torch.float64), "effective_number", class_weight_beta=0.9999)
     raw = torch.tensor([1e-4 / 1.0, 1e-4 / (1 - 0.9999 ** 1e3)], dtype=torch.float64)
     torch.testing.assert_close(w, (raw / raw.mean()).float())
 
@@ -50,8 +50,8 @@ def test_bad_counts(counts, match):
         weights_from_counts(counts)
 
 
-def test_bad_scheme_and_beta():
+def test_bad_scheme_and_class_weight_beta():
     with pytest.raises(ValueError, match="weight_scheme must be one of"):
         weights_from_counts(COUNTS, "inverse_log")
-    with pytest.raises(ValueError, match="beta"):
-        weights_from_counts(COUNTS, "effective_number", beta=1.0)
+    with pytest.raises(ValueError, match="class_weight_beta"):
+        weights_from_counts(COUNTS, "effective_number", class_weight_beta=1.0)

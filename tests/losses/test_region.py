@@ -7,6 +7,9 @@ import torch.nn.functional as F
 
 from losses import build_loss
 from tests.losses.loss_inputs import IGNORE, grads, make_inputs, one_hot
+from tests.losses.references import dense
+from tests.losses.references import mcc as reference_mcc
+from tests.losses.references import tversky as reference_tversky
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -123,17 +126,23 @@ def test_jaccard_matches_smp_and_monai(mode):
 
 @pytest.mark.parametrize("alpha,beta", [(0.3, 0.7), (0.7, 0.3), (0.5, 0.5)])
 def test_tversky_matches_monai(alpha, beta):
-    logits, target = make_inputs("multiclass", c=4, spatial=(5, 5, 2), ignore_frac=0.1)
-    ours = build_loss("tversky", mode="multiclass", alpha=alpha, beta=beta, ignore_index=IGNORE,
-                      reduction="none")
-    v, g = grads(ours, logits, target)
     from monai.losses import TverskyLoss as MonaiTversky
 
+    logits, target = make_inputs("multiclass", c=4, spatial=(5, 5, 2), ignore_frac=0.1)
+    # without ignored pixels: MONAI's own softmax + one-hot path
+    clean = target.masked_fill(target == IGNORE, 0)
+    kw = dict(mode="multiclass", alpha=alpha, beta=beta, reduction="none")
+    v, g = grads(build_loss("tversky", **kw), logits, clean)
     ref = MonaiTversky(softmax=True, to_onehot_y=True, alpha=alpha, beta=beta, reduction="none")
+    rv, rg = grads(lambda x, t: ref(x, t.unsqueeze(1)), logits, clean)
+    assert_close(v, rv)
+    assert_close(g, rg)
+    # with ignored pixels: MONAI has no ignore_index; drop them by zeroing probability and target
+    ours = build_loss("tversky", ignore_index=IGNORE, **kw)
+    v, g = grads(ours, logits, target)
     valid = (target != IGNORE).unsqueeze(1).float()
 
     def monai_masked(x, t):
-        # MONAI's Tversky has no ignore_index: drop ignored pixels by zeroing their probability
         p = F.softmax(x, 1) * valid
         oh = one_hot(t.masked_fill(t == IGNORE, 0), 4) * valid
         return MonaiTversky(alpha=alpha, beta=beta, reduction="none")(p, oh)
@@ -141,15 +150,19 @@ def test_tversky_matches_monai(alpha, beta):
     rv, rg = grads(monai_masked, logits, target)
     assert_close(v, rv)
     assert_close(g, rg)
-    assert ref is not None
 
 
-def test_tversky_half_half_equals_dice_and_one_one_equals_jaccard():
+def test_tversky_half_half_equals_dice_and_one_one_equals_jaccard_of_monai():
+    from monai.losses import DiceLoss as MonaiDice
+
     logits, target = make_inputs("multilabel", c=3, spatial=(4, 4, 4))
-    dice = build_loss("dice", mode="multilabel", reduction="none")(logits, target)
-    jac = build_loss("jaccard", mode="multilabel", reduction="none")(logits, target)
-    assert_close(build_loss("tversky", mode="multilabel", alpha=0.5, beta=0.5, reduction="none")(logits, target), dice)
-    assert_close(build_loss("tversky", mode="multilabel", alpha=1.0, beta=1.0, reduction="none")(logits, target), jac)
+    for squared in (False, True):
+        kw = dict(mode="multilabel", reduction="none", squared=squared)
+        monai_kw = dict(sigmoid=True, reduction="none", squared_pred=squared)
+        assert_close(build_loss("tversky", alpha=0.5, beta=0.5, **kw)(logits, target),
+                     MonaiDice(**monai_kw)(logits, target))
+        assert_close(build_loss("tversky", alpha=1.0, beta=1.0, **kw)(logits, target),
+                     MonaiDice(jaccard=True, **monai_kw)(logits, target))
 
 
 def test_tversky_beta_penalises_false_negatives():
@@ -171,10 +184,13 @@ def test_focal_tversky_matches_smp_for_one_class_and_is_per_class_otherwise(gamm
     rv, rg = grads(lambda x, t: SmpTversky("binary", alpha=0.3, beta=0.7, gamma=gamma)(x, t), logits, target)
     assert_close(v, rv)
     assert_close(g, rg)
-    logits, target = make_inputs("multiclass", c=3, spatial=(8, 8))
-    tversky = build_loss("tversky", mode="multiclass", reduction="none")(logits, target)
-    focal = build_loss("focal_tversky", mode="multiclass", gamma=gamma)(logits, target)
-    assert_close(focal, (tversky ** gamma).mean())
+    logits, target = make_inputs("multiclass", c=3, spatial=(8, 8), ignore_frac=0.2)
+    focal = build_loss("focal_tversky", mode="multiclass", gamma=gamma, ignore_index=IGNORE)
+    v, g = grads(focal, logits, target)
+    rv, rg = grads(lambda x, t: (reference_tversky(*dense(x, t, "multiclass"), 0.3, 0.7) ** gamma).mean(),
+                   logits, target)
+    assert_close(v, rv)
+    assert_close(g, rg)
 
 
 @pytest.mark.parametrize("weight_type", ["square", "simple", "uniform"])
@@ -201,6 +217,36 @@ def test_mcc_matches_smp_binary():
     rv, rg = grads(lambda x, t: SmpMCC()(torch.sigmoid(x), t.float()), logits, target)
     assert_close(v, rv)
     assert_close(g, rg)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+def test_mcc_default_smooth_matches_smp_and_reference(mode):
+    """Our default (smooth=0) against smp (smooth=1e-5) and the dense reference, where MCC is defined."""
+    from segmentation_models_pytorch.losses import MCCLoss as SmpMCC
+
+    logits, target = make_inputs(mode, c=3, spatial=(8, 8), ignore_frac=0.0, seed=2)
+    ours = build_loss("mcc", mode=mode, reduction="none")
+    v, g = grads(ours, logits, target)
+    rv, rg = grads(lambda x, t: reference_mcc(*dense(x, t, mode)), logits, target)
+    assert_close(v, rv)
+    assert_close(g, rg)
+    if mode == "binary":
+        smp = SmpMCC()(torch.sigmoid(logits), target.float())
+        torch.testing.assert_close(v.mean(), smp, rtol=1e-4, atol=1e-5)
+
+
+def test_mcc_undefined_cases_versus_smp():
+    """Where MCC is undefined smp's smoothing gives about 1 too; we are never below 1 there."""
+    from segmentation_models_pytorch.losses import MCCLoss as SmpMCC
+
+    cases = [(torch.full((1, 1, 8, 8), 5.0), torch.zeros(1, 1, 8, 8)),        # empty target, FP
+             (torch.full((1, 1, 8, 8), -105.0), (torch.arange(64) < 18).float().view(1, 1, 8, 8)),
+             (torch.full((1, 1, 8, 8), -2.0), torch.ones(1, 1, 8, 8))]          # full target, misses
+    for logits, target in cases:
+        ours = build_loss("mcc", mode="binary")(logits, target)
+        smp = SmpMCC()(torch.sigmoid(logits), target)
+        assert 1.0 <= ours.item() <= 1.1
+        assert abs(ours.item() - smp.item()) < 0.11
 
 
 def test_mcc_perfect_is_zero_and_inverted_is_two():

@@ -14,18 +14,31 @@ CLASS_NAMES = ["background", "common", "rare"]
 def write_run(run_dir: Path, *, loss: str, seed: int, metrics: dict[str, float] | None,
               datamodule: str = "synthetic_imbalanced", task: str = "segmentation",
               error: str | None = None, extra_overrides: tuple[str, ...] = (), curves: bool = True,
-              predictions: bool = False) -> Path:
-    """One run dir: metrics.json, config.yaml, .hydra/overrides.yaml, csv/metrics.csv, predictions."""
+              predictions: bool = False, history: dict[str, list] | None = None, config: dict | None = None,
+              record: dict | None = None, wall_time_s: float = 1.5) -> Path:
+    """One run dir: metrics.json, config.yaml, .hydra/overrides.yaml, csv/metrics.csv, predictions.
+
+    ``history`` goes into metrics.json (with ``best_epoch`` = the best ``val/miou`` epoch); without it the
+    run looks like one made before metrics.json carried histories. ``config`` is merged into config.yaml
+    (nested dicts update), ``record`` into metrics.json.
+    """
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     status = "failed" if metrics is None else "completed"
-    record = {"status": status, "error": error if metrics is None else None, "task": task, "loss": loss,
-              "datamodule": datamodule, "model": "unet", "seed": seed, "wall_time_s": 1.5, "epochs": 3,
-              "metrics": metrics or {}, "versions": {"torch": "x"}}
-    (run_dir / "metrics.json").write_text(json.dumps(record))
-    config = {"task": task, "seed": seed, "loss": {"_target_": f"losses.{loss}"},
-              "datamodule": {"_target_": "datamodules.Synthetic", "name": datamodule, "class_names": CLASS_NAMES},
-              "trainer": {"max_epochs": 3}}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    rec = {"status": status, "error": error if metrics is None else None, "task": task, "loss": loss,
+           "datamodule": datamodule, "model": "unet", "seed": seed, "wall_time_s": wall_time_s, "epochs": 3,
+           "metrics": metrics or {}, "versions": {"torch": "x"}}
+    if history is not None:
+        rec["history"] = history
+        rec["epochs"] = len(next(iter(history.values())))
+        if "val/miou" in history:
+            rec["best_epoch"] = int(np.nanargmax(np.array(history["val/miou"], dtype=float)))
+    rec.update(record or {})
+    (run_dir / "metrics.json").write_text(json.dumps(rec))
+    cfg = {"task": task, "seed": seed, "loss": {"_target_": f"losses.{loss}"},
+           "datamodule": {"_target_": "datamodules.Synthetic", "name": datamodule, "class_names": CLASS_NAMES},
+           "trainer": {"max_epochs": 3}}
+    _merge(cfg, config or {})
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
     overrides = [f"loss={loss}", f"seed={seed}", *extra_overrides]
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     if curves and metrics is not None:
@@ -43,6 +56,20 @@ def write_run(run_dir: Path, *, loss: str, seed: int, metrics: dict[str, float] 
         np.savez_compressed(run_dir / "test_predictions.npz", image=images, mask=masks, prediction=preds,
                             class_names=np.array(CLASS_NAMES))
     return run_dir
+
+
+def _merge(base: dict, update: dict) -> None:
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def curve_to(final: float, epochs: int, plateau_from: int | None = None) -> list[float]:
+    """A rising validation curve that reaches ``final``; flat from epoch ``plateau_from`` (0-based) on."""
+    stop = epochs - 1 if plateau_from is None else plateau_from
+    return [final * min(e, stop) / max(stop, 1) if e < stop else final for e in range(epochs)]
 
 
 def seg_metrics(miou: float, rare: float, small: float = 0.5) -> dict[str, float]:

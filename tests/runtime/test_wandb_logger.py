@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.wandb_logger import SweepWandbLogger, default_offline, wandb_api_key_configured
+from runtime.wandb_logger import SweepWandbLogger, default_offline, wandb_api_key_configured
 
 
 @pytest.fixture

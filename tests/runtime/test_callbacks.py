@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.callbacks import LogValPredictions, SaveTestPredictions, prediction_panels
+from runtime.callbacks import LogValPredictions, SaveTestPredictions, prediction_panels
 from common.palette import CLASS_COLORS
 
 

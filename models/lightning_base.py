@@ -1,0 +1,52 @@
+"""What every lossbench LightningModule shares: the scheduler-interval check, the non-finite-loss stop,
+the training-loss logging and Lightning's optimizer configuration from Hydra ``_partial_`` factories."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+SCHEDULER_INTERVALS = ("epoch", "step")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN/inf; the run stops rather than training on garbage."""
+
+
+def check_scheduler_interval(owner: str, interval: str) -> None:
+    """``interval`` is when Lightning steps the scheduler: after every ``epoch`` or every optimizer ``step``."""
+    if interval not in SCHEDULER_INTERVALS:
+        raise ValueError(f"{owner}: scheduler_interval must be 'epoch' or 'step', got {interval!r}")
+
+
+def check_finite_loss(module: pl.LightningModule, loss: Tensor, terms: Mapping[str, Tensor], batch_idx: int) -> None:
+    """Raise :class:`NonFiniteLossError` naming the step, the epoch, the batch and every loss term."""
+    if torch.isfinite(loss):
+        return
+    described = ", ".join(f"{name}={float(value):.4g}" for name, value in terms.items())
+    raise NonFiniteLossError(
+        f"non-finite training loss {float(loss)} at global step {module.global_step} "
+        f"(epoch {module.current_epoch}, batch {batch_idx})" + (f"; terms: {described}" if described else "")
+    )
+
+
+def log_training_loss(module: pl.LightningModule, loss: Tensor, terms: Mapping[str, Tensor], batch_size: int) -> None:
+    """``train/loss`` per step and per epoch; each term (of a composite or a detector) as ``train/loss/<term>``."""
+    module.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+    for name, value in terms.items():
+        module.log(f"train/loss/{name}", value.detach(), on_step=False, on_epoch=True, batch_size=batch_size)
+
+
+def optimizers_from_factories(
+    module: nn.Module,
+    optimizer: Callable[..., torch.optim.Optimizer],
+    scheduler: Callable[..., Any] | None,
+    interval: str,
+) -> Any:
+    """Lightning's ``configure_optimizers`` result from the Hydra ``_partial_`` factories."""
+    built = optimizer(params=module.parameters())
+    if scheduler is None:
+        return built
+    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(optimizer=built), "interval": interval}}
