@@ -12,7 +12,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -24,6 +24,7 @@ from runtime.builders import (
     instantiate_callbacks,
     instantiate_loggers,
 )
+from runtime.compile import maybe_compile
 from runtime.detection_wiring import wire_detection
 from runtime.history import History
 from runtime.resolvers import register_resolvers
@@ -100,7 +101,11 @@ def fit_and_test(cfg: DictConfig, record: dict[str, Any]) -> None:
         model_kwargs["inferer"] = inferer
     # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
     # torch.load(weights_only=True) would refuse.
+    with open_dict(cfg.model):  # `+model.compile=true` switches torch.compile on; not a module argument
+        compile_net = bool(cfg.model.pop("compile", False))
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **model_kwargs)
+    if hasattr(model, "net"):
+        maybe_compile(model.net, compile_net)
 
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))

@@ -24,11 +24,13 @@ def maybe_compile(net: nn.Module, enabled: bool, mode: str | None = None) -> nn.
         enabled: the config switch ``model.compile``.
         mode: ``torch.compile`` mode (None: default; ``"max-autotune"`` tunes kernels for long GPU runs).
     Returns:
-        The compiled module (an ``OptimizedModule`` wrapping ``net``) or ``net``.
+        ``net`` itself, compiled in place (``nn.Module.compile``) when ``enabled``: unlike
+        ``torch.compile(net)``, which wraps it, the state_dict keys stay the same (no ``_orig_mod.``
+        prefix), so checkpoints of compiled and eager runs are interchangeable.
     """
-    if not enabled:
-        return net
-    return torch.compile(net, mode=mode)
+    if enabled:
+        net.compile(mode=mode)
+    return net
 
 
 def use_channels_last(net: nn.Module, enabled: bool) -> nn.Module:
