@@ -333,10 +333,11 @@ class _SoftmaxClassStats(torch.autograd.Function):
             inner = inner + g_log_pt
             direct = direct + g_log_pt
         if valid is None:
-            grad = p.mul(g_sp.unsqueeze(-1))
+            # (g_sp_c - inner_i) p_ci: one broadcast temporary, one in-place product
+            grad = (g_sp.unsqueeze(-1) - inner.unsqueeze(1)).mul_(p)
         else:
             grad = p.mul(g_sp.unsqueeze(-1)).mul_(valid.unsqueeze(1))
-        grad.addcmul_(p, inner.unsqueeze(1), value=-1.0)
+            grad.addcmul_(p, inner.unsqueeze(1), value=-1.0)
         return grad.scatter_add_(1, index, direct.unsqueeze(1)), None, None, None
 
 

@@ -83,10 +83,26 @@ class CrossEntropyLoss(SegmentationLoss):
         check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         self.label_smoothing = float(label_smoothing)
 
+    #: multiclass inputs with at most this many classes (with class weights: ``..._weighted``) use
+    #: torch's fused ``cross_entropy``; above, ``log_prob_of_target`` is faster and saves no
+    #: ``(N, C, P)`` tensor (benchmarks/loss_speed.py; see docs/losses.md)
+    fused_max_classes: int = 4
+    fused_max_classes_weighted: int = 8
+
     def compute(self, inp: SegInput) -> Tensor:
         if inp.mode != "multiclass" and inp.from_logits and self.reduction != "none":
             return self._fused_sigmoid_ce(inp)
+        if self._fused_multiclass(inp):
+            return F.cross_entropy(inp.scores, inp.target, weight=self.weights_for(inp), reduction=self.reduction)
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
+
+    def _fused_multiclass(self, inp: SegInput) -> bool:
+        """Whether torch's ``cross_entropy`` computes this call: logits, no smoothing, nothing
+        ignored (ours returns 0, torch NaN, for an all-ignored batch), a reduction, at most
+        :attr:`fused_max_classes` classes, and no other term sharing ``inp``."""
+        limit = self.fused_max_classes if self.class_weights is None else self.fused_max_classes_weighted
+        return (inp.from_logits and self.label_smoothing == 0.0 and self.reduction != "none"
+                and inp.valid is None and inp.num_channels <= limit and inp.plan <= self.uses)
 
     def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
         """Binary/multilabel: one ``binary_cross_entropy_with_logits`` call that also weights and
