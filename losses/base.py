@@ -105,13 +105,13 @@ class SegmentationLoss(nn.Module):
     def prepare(self, prediction: Tensor, target: Tensor, plan: frozenset[str]) -> SegInput:
         """The validated input of one forward call; ``plan`` = what the coming terms read."""
         check = not self.from_logits and self._probability_checks_left > 0
-        if check:
-            self._probability_checks_left -= 1
         check_target = self._target_checks_left > 0
-        if check_target:
-            self._target_checks_left -= 1
-        return SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index, plan=plan,
-                        check_probabilities=check, check_target=check_target)
+        inp = SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index, plan=plan,
+                       check_probabilities=check, check_target=check_target)
+        # only a call that passed its checks counts towards them
+        self._probability_checks_left -= check
+        self._target_checks_left -= check_target
+        return inp
 
     def compute(self, inp: SegInput) -> Tensor:
         raise NotImplementedError

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import SegInput, check_range
+from losses._common import SegInput, check_range, logit_bce_sum
 from losses.base import SegmentationLoss
 from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import register
@@ -105,20 +105,17 @@ class CrossEntropyLoss(SegmentationLoss):
                 and inp.valid is None and inp.num_channels <= limit and inp.plan <= self.uses)
 
     def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
-        """Binary/multilabel: one ``binary_cross_entropy_with_logits`` call that also weights and
-        reduces (same value as :meth:`reduce_pixels`; 0, not NaN, for an all-ignored batch).
-
-        Multiclass keeps ``log_prob_of_target``: torch's fused ``cross_entropy`` saves the whole
-        ``(N, C, P)`` log-softmax for backward, and measured on CPU (benchmarks/loss_speed.py, A/B in
-        one process, load 24) it was no faster at C = 8, 1.25x slower at C = 21 and faster only in 3-D
-        with C = 4 (3-7 %); the remaining gap to torch there is input validation, not the kernel.
+        """Binary/multilabel: one fused call that also weights and reduces (same value as
+        :meth:`reduce_pixels`; 0, not NaN, for an all-ignored batch): unweighted, the three-pass
+        :func:`~losses._common.logit_bce_sum`, else ``binary_cross_entropy_with_logits``.
         """
         weights = self.pixel_weights(inp)
         t = inp.target
         if self.label_smoothing:
             t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
-        if self.reduction == "mean" and weights is None:
-            return F.binary_cross_entropy_with_logits(inp.scores, t)
+        if weights is None:
+            total = logit_bce_sum(inp.scores, t)
+            return total if self.reduction == "sum" else total / max(t.numel(), 1)
         total = F.binary_cross_entropy_with_logits(inp.scores, t, weight=weights, reduction="sum")
         if self.reduction == "sum":
             return total
@@ -195,8 +192,11 @@ class BCELoss(SegmentationLoss):
                 raise ValueError(f"pos_weight: expected 1 or {inp.num_channels} values, got {pw.numel()}")
             pw = pw.to(inp.scores.device).view(1, -1, 1)
         if inp.from_logits and self.reduction != "none":
-            # one fused kernel with the weights; the mean divides by the non-ignored count
+            # one fused call; weighted, the mean divides by the summed weights (non-ignored count)
             weights = self.pixel_weights(inp)
+            if weights is None and pw is None:
+                total = logit_bce_sum(inp.scores, inp.target)
+                return total if self.reduction == "sum" else total / max(inp.target.numel(), 1)
             if self.reduction == "mean" and weights is None:
                 return F.binary_cross_entropy_with_logits(inp.scores, inp.target, pos_weight=pw)
             total = F.binary_cross_entropy_with_logits(inp.scores, inp.target, weight=weights, pos_weight=pw,
