@@ -20,6 +20,9 @@ from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import register
 
 
+_NO_LABEL = torch.iinfo(torch.int64).min
+
+
 def pixel_ce(inp: SegInput, label_smoothing: float = 0.0, pos_weight: Tensor | None = None) -> Tensor:
     """Per-position cross-entropy, shaped like ``inp.target`` (unweighted, unmasked).
 
@@ -93,7 +96,11 @@ class CrossEntropyLoss(SegmentationLoss):
         if inp.mode != "multiclass" and inp.from_logits and self.reduction != "none":
             return self._fused_sigmoid_ce(inp)
         if self._fused_multiclass(inp):
-            return F.cross_entropy(inp.scores, inp.target, weight=self.weights_for(inp), reduction=self.reduction)
+            # nothing equals our ignore_index (SegInput checked); torch's default -100 must not be
+            # silently ignored either, so an unset ignore_index becomes a value no label takes
+            ignore = _NO_LABEL if self.ignore_index is None else self.ignore_index
+            return F.cross_entropy(inp.scores, inp.target, weight=self.weights_for(inp), ignore_index=ignore,
+                                   reduction=self.reduction)
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
 
     def _fused_multiclass(self, inp: SegInput) -> bool:

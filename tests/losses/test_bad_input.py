@@ -107,3 +107,15 @@ def test_target_range_check_runs_on_the_first_passing_calls_then_torch_bounds_ch
     assert len(calls) == 1 + loss.target_checks == 3
     with pytest.raises((IndexError, RuntimeError)):
         loss(logits, bad)
+
+
+def test_fused_ce_does_not_ignore_torchs_default_ignore_index():
+    """torch's cross_entropy ignores -100 by default; ours ignores nothing unless asked, so a -100
+    label in a batch past the range checks still fails instead of silently dropping out."""
+    loss = build_loss("ce", mode="multiclass")
+    logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    for _ in range(loss.target_checks):
+        loss(logits, target)
+    target[0, 0, 0] = -100
+    with pytest.raises((IndexError, RuntimeError)):
+        loss(logits, target)
