@@ -1,6 +1,6 @@
 """Forward+backward time and autograd memory of every segmentation loss vs. its peer implementations.
 
-    python benchmarks/loss_speed.py [--reps 3] [--cases 2d_c8,2d_c21,3d_c4] [--threads 2]
+    python benchmarks/loss_speed.py [--reps 5] [--cases 2d_c8,2d_c21,3d_c4] [--threads 1]
 
 For each case (N, C, spatial) and loss, every implementation gets identical logits/targets. Time is
 the CPU time of this process (``time.process_time``, one intra-op thread) for the fastest of

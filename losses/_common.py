@@ -45,7 +45,7 @@ class SegInput:
 
     def __init__(self, prediction: Tensor, target: Tensor, mode: str, from_logits: bool,
                  ignore_index: int | None, plan: frozenset[str] = frozenset(),
-                 check_probabilities: bool = False) -> None:
+                 check_probabilities: bool = False, check_target: bool = True) -> None:
         if not torch.is_tensor(prediction) or not prediction.is_floating_point():
             raise ValueError(f"prediction must be a floating-point tensor, got "
                              f"{getattr(prediction, 'dtype', type(prediction))}")
@@ -72,9 +72,9 @@ class SegInput:
         n, c = prediction.shape[:2]
         scores = prediction.reshape(n, c, -1)
         if mode == "multiclass":
-            self.target, self.valid = _multiclass_target(target, prediction.shape, ignore_index)
+            self.target, self.valid = _multiclass_target(target, prediction.shape, ignore_index, check_target)
         else:
-            self.target, self.valid = _sigmoid_target(target, prediction.shape, ignore_index, mode)
+            self.target, self.valid = _sigmoid_target(target, prediction.shape, ignore_index, mode, check_target)
             self.target = self.target.to(prediction.dtype)
         if self.valid is not None:
             scores = scores.masked_fill(~self._channel_mask(), 0.0)
@@ -333,11 +333,34 @@ class _SoftmaxClassStats(torch.autograd.Function):
             inner = inner + g_log_pt
             direct = direct + g_log_pt
         if valid is None:
-            grad = p.mul(g_sp.unsqueeze(-1))
+            # (g_sp_c - inner_i) p_ci: one broadcast temporary, one in-place product
+            grad = (g_sp.unsqueeze(-1) - inner.unsqueeze(1)).mul_(p)
         else:
             grad = p.mul(g_sp.unsqueeze(-1)).mul_(valid.unsqueeze(1))
-        grad.addcmul_(p, inner.unsqueeze(1), value=-1.0)
+            grad.addcmul_(p, inner.unsqueeze(1), value=-1.0)
         return grad.scatter_add_(1, index, direct.unsqueeze(1)), None, None, None
+
+
+def logit_bce_sum(scores: Tensor, target: Tensor) -> Tensor:
+    """``sum_i softplus(x_i) - x_i t_i``, the summed binary cross-entropy of logits ``x`` against
+    targets ``t`` (same value as ``binary_cross_entropy_with_logits(..., reduction="sum")``)."""
+    return _LogitBCESum.apply(scores, target)
+
+
+class _LogitBCESum(torch.autograd.Function):
+    """Three passes forward (softplus, its sum, one dot product) and a fused-in-place backward
+    ``(sigmoid(x) - t) g``; torch's CPU ``binary_cross_entropy_with_logits`` composes about twice as
+    many elementwise passes (17-27 % slower fwd+bwd, benchmarks/loss_speed.py)."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, target: Tensor) -> Tensor:
+        ctx.save_for_backward(scores, target)
+        return F.softplus(scores).sum() - torch.dot(scores.reshape(-1), target.reshape(-1))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        scores, target = ctx.saved_tensors
+        return torch.sigmoid(scores).sub_(target).mul_(grad), None
 
 
 def _binary_shapes(prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -379,7 +402,7 @@ def _check_probabilities(scores: Tensor, masked: bool) -> None:
                          f"in [{low}, {high}]{where}; pass logits with from_logits=True")
 
 
-def _multiclass_target(target: Tensor, shape: torch.Size, ignore_index: int | None
+def _multiclass_target(target: Tensor, shape: torch.Size, ignore_index: int | None, check: bool
                        ) -> tuple[Tensor, Tensor | None]:
     n, c = shape[:2]
     expected = (n, *shape[2:])
@@ -391,38 +414,62 @@ def _multiclass_target(target: Tensor, shape: torch.Size, ignore_index: int | No
     if target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(f"target: multiclass mode expects integer class indices, got {target.dtype}")
     target = target.reshape(n, -1).long()
-    valid = None
-    if ignore_index is not None:
-        ignored = target == ignore_index
-        if bool(ignored.any()):
-            valid = ~ignored
-            target = target.masked_fill(ignored, 0)
-    if target.numel():
-        low, high = (int(v) for v in torch.aminmax(target))
-        if low < 0 or high >= c:
-            raise ValueError(f"target: class indices must lie in [0, {c}) or equal ignore_index="
-                             f"{ignore_index}, got values in [{low}, {high}]")
+    target, valid, checked = _split_ignored(target, ignore_index, check, 0, c - 1)
+    if check and not checked:
+        _check_range_of(target, 0, c - 1, ignore_index)
     return target, valid
 
 
-def _sigmoid_target(target: Tensor, shape: torch.Size, ignore_index: int | None, mode: str
+def _sigmoid_target(target: Tensor, shape: torch.Size, ignore_index: int | None, mode: str, check: bool
                     ) -> tuple[Tensor, Tensor | None]:
     if tuple(target.shape) != tuple(shape):
         raise ValueError(f"target: {mode} mode expects the prediction's shape {tuple(shape)}, "
                          f"got {tuple(target.shape)}")
     target = target.reshape(shape[0], shape[1], -1).float()
-    valid = None
-    if ignore_index is not None:
-        ignored = target == ignore_index
-        if bool(ignored.any()):
-            valid = ~ignored
-            target = target.masked_fill(ignored, 0.0)
-    if target.numel():
-        low, high = (float(v) for v in torch.aminmax(target))
-        if not (0.0 <= low and high <= 1.0):  # NaN fails too
-            raise ValueError(f"target: {mode} mode expects values in [0, 1] (or ignore_index="
-                             f"{ignore_index}), got values in [{low}, {high}]")
+    target, valid, checked = _split_ignored(target, ignore_index, check, 0.0, 1.0, mode)
+    if check and not checked:
+        _check_range_of(target, 0.0, 1.0, ignore_index, mode)
     return target, valid
+
+
+def _split_ignored(target: Tensor, ignore_index: int | None, check: bool, low_ok: float, high_ok: float,
+                   mode: str = "multiclass") -> tuple[Tensor, Tensor | None, bool]:
+    """``(target with ignored positions at 0, valid mask or None, whether the range was checked)``.
+
+    With ``check``, one ``aminmax`` pass both checks the value range and, when ``ignore_index``
+    lies outside the values seen, proves that nothing is ignored: no ``== ignore_index`` pass and
+    one host sync instead of two.
+    """
+    if check and not target.numel():
+        return target, None, True
+    if check:
+        low, high = (v.item() for v in torch.aminmax(target))
+        if ignore_index is None or not low <= ignore_index <= high:
+            _raise_out_of_range(low, high, low_ok, high_ok, ignore_index, mode)
+            return target, None, True
+    if ignore_index is None:
+        return target, None, False
+    ignored = target == ignore_index
+    if not bool(ignored.any()):
+        return target, None, False
+    return target.masked_fill(ignored, 0), ~ignored, False
+
+
+def _check_range_of(target: Tensor, low_ok: float, high_ok: float, ignore_index: int | None,
+                    mode: str = "multiclass") -> None:
+    low, high = (v.item() for v in torch.aminmax(target))
+    _raise_out_of_range(low, high, low_ok, high_ok, ignore_index, mode)
+
+
+def _raise_out_of_range(low: float, high: float, low_ok: float, high_ok: float, ignore_index: int | None,
+                        mode: str) -> None:
+    if low_ok <= low and high <= high_ok:  # NaN fails too
+        return
+    if mode == "multiclass":
+        raise ValueError(f"target: class indices must lie in [0, {int(high_ok) + 1}) or equal ignore_index="
+                         f"{ignore_index}, got values in [{int(low)}, {int(high)}]")
+    raise ValueError(f"target: {mode} mode expects values in [0, 1] (or ignore_index="
+                     f"{ignore_index}), got values in [{float(low)}, {float(high)}]")
 
 
 def safe_ratio(numerator: Tensor, denominator: Tensor, empty_value: float = 1.0) -> Tensor:

@@ -29,7 +29,11 @@ class SegmentationLoss(nn.Module):
     A subclass declares its own keywords keyword-only in ``__init__`` and passes ``**shared`` on;
     ``shared_keywords`` lists the :class:`~losses.options.SharedOptions` it accepts and
     ``shared_defaults`` the defaults it changes. With ``from_logits=False`` the first
-    :attr:`probability_checks` calls check that the prediction lies in [0, 1] (one host sync each).
+    :attr:`probability_checks` calls check that the prediction lies in [0, 1] (one host sync each);
+    likewise the first :attr:`target_checks` calls check the target's values (class indices in
+    ``[0, C)``, sigmoid targets in [0, 1], ``ignore_index`` aside) with one ``aminmax`` pass and a
+    host sync each. Later out-of-range class indices still fail, in torch's indexing kernels (with
+    torch's message); later sigmoid targets outside [0, 1] are no longer caught.
     """
 
     #: what :meth:`compute` reads from its :class:`SegInput` (the input's plan, see ``SegInput``)
@@ -40,6 +44,8 @@ class SegmentationLoss(nn.Module):
     shared_defaults: Mapping[str, object] = {}
     #: number of forward calls that check ``from_logits=False`` probabilities (then no more syncs)
     probability_checks: int = 2
+    #: number of forward calls that check the target's value range (a pass + a host sync each)
+    target_checks: int = 2
 
     def __init__(self, **shared: object) -> None:
         super().__init__()
@@ -61,6 +67,7 @@ class SegmentationLoss(nn.Module):
         self.weight_scheme: str = options["weight_scheme"]
         self.class_weight_beta = float(options["class_weight_beta"])
         self._probability_checks_left = self.probability_checks
+        self._target_checks_left = self.target_checks
         class_weights = options["class_weights"]
         self._auto_weights = isinstance(class_weights, str)
         if self._auto_weights and class_weights != "auto":
@@ -98,10 +105,13 @@ class SegmentationLoss(nn.Module):
     def prepare(self, prediction: Tensor, target: Tensor, plan: frozenset[str]) -> SegInput:
         """The validated input of one forward call; ``plan`` = what the coming terms read."""
         check = not self.from_logits and self._probability_checks_left > 0
-        if check:
-            self._probability_checks_left -= 1
-        return SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index, plan=plan,
-                        check_probabilities=check)
+        check_target = self._target_checks_left > 0
+        inp = SegInput(prediction, target, self.mode, self.from_logits, self.ignore_index, plan=plan,
+                       check_probabilities=check, check_target=check_target)
+        # only a call that passed its checks counts towards them
+        self._probability_checks_left -= check
+        self._target_checks_left -= check_target
+        return inp
 
     def compute(self, inp: SegInput) -> Tensor:
         raise NotImplementedError

@@ -14,10 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import SegInput, check_range
+from losses._common import SegInput, check_range, logit_bce_sum
 from losses.base import SegmentationLoss
 from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import register
+
+
+_NO_LABEL = torch.iinfo(torch.int64).min
 
 
 def pixel_ce(inp: SegInput, label_smoothing: float = 0.0, pos_weight: Tensor | None = None) -> Tensor:
@@ -83,26 +86,43 @@ class CrossEntropyLoss(SegmentationLoss):
         check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         self.label_smoothing = float(label_smoothing)
 
+    #: multiclass inputs with at most this many classes (with class weights: ``..._weighted``) use
+    #: torch's fused ``cross_entropy``; above, ``log_prob_of_target`` is faster and saves no
+    #: ``(N, C, P)`` tensor (benchmarks/loss_speed.py; see docs/losses.md)
+    fused_max_classes: int = 4
+    fused_max_classes_weighted: int = 8
+
     def compute(self, inp: SegInput) -> Tensor:
         if inp.mode != "multiclass" and inp.from_logits and self.reduction != "none":
             return self._fused_sigmoid_ce(inp)
+        if self._fused_multiclass(inp):
+            # nothing equals our ignore_index (SegInput checked); torch's default -100 must not be
+            # silently ignored either, so an unset ignore_index becomes a value no label takes
+            ignore = _NO_LABEL if self.ignore_index is None else self.ignore_index
+            return F.cross_entropy(inp.scores, inp.target, weight=self.weights_for(inp), ignore_index=ignore,
+                                   reduction=self.reduction)
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
 
-    def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
-        """Binary/multilabel: one ``binary_cross_entropy_with_logits`` call that also weights and
-        reduces (same value as :meth:`reduce_pixels`; 0, not NaN, for an all-ignored batch).
+    def _fused_multiclass(self, inp: SegInput) -> bool:
+        """Whether torch's ``cross_entropy`` computes this call: logits, no smoothing, nothing
+        ignored (ours returns 0, torch NaN, for an all-ignored batch), a reduction, at most
+        :attr:`fused_max_classes` classes, and no other term sharing ``inp``."""
+        limit = self.fused_max_classes if self.class_weights is None else self.fused_max_classes_weighted
+        return (inp.from_logits and self.label_smoothing == 0.0 and self.reduction != "none"
+                and inp.valid is None and inp.num_channels <= limit and inp.plan <= self.uses)
 
-        Multiclass keeps ``log_prob_of_target``: torch's fused ``cross_entropy`` saves the whole
-        ``(N, C, P)`` log-softmax for backward, and measured on CPU (benchmarks/loss_speed.py, A/B in
-        one process, load 24) it was no faster at C = 8, 1.25x slower at C = 21 and faster only in 3-D
-        with C = 4 (3-7 %); the remaining gap to torch there is input validation, not the kernel.
+    def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
+        """Binary/multilabel: one fused call that also weights and reduces (same value as
+        :meth:`reduce_pixels`; 0, not NaN, for an all-ignored batch): unweighted, the three-pass
+        :func:`~losses._common.logit_bce_sum`, else ``binary_cross_entropy_with_logits``.
         """
         weights = self.pixel_weights(inp)
         t = inp.target
         if self.label_smoothing:
             t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
-        if self.reduction == "mean" and weights is None:
-            return F.binary_cross_entropy_with_logits(inp.scores, t)
+        if weights is None:
+            total = logit_bce_sum(inp.scores, t)
+            return total if self.reduction == "sum" else total / max(t.numel(), 1)
         total = F.binary_cross_entropy_with_logits(inp.scores, t, weight=weights, reduction="sum")
         if self.reduction == "sum":
             return total
@@ -179,8 +199,11 @@ class BCELoss(SegmentationLoss):
                 raise ValueError(f"pos_weight: expected 1 or {inp.num_channels} values, got {pw.numel()}")
             pw = pw.to(inp.scores.device).view(1, -1, 1)
         if inp.from_logits and self.reduction != "none":
-            # one fused kernel with the weights; the mean divides by the non-ignored count
+            # one fused call; weighted, the mean divides by the summed weights (non-ignored count)
             weights = self.pixel_weights(inp)
+            if weights is None and pw is None:
+                total = logit_bce_sum(inp.scores, inp.target)
+                return total if self.reduction == "sum" else total / max(inp.target.numel(), 1)
             if self.reduction == "mean" and weights is None:
                 return F.binary_cross_entropy_with_logits(inp.scores, inp.target, pos_weight=pw)
             total = F.binary_cross_entropy_with_logits(inp.scores, inp.target, weight=weights, pos_weight=pw,

@@ -87,3 +87,35 @@ def test_focal_alpha_list_length_checked_at_forward():
 def test_unknown_loss_lists_available_in_bad_input():
     with pytest.raises(ValueError, match="unknown loss 'dicee'; available losses: .*dice_focal"):
         build_loss("dicee")
+
+
+@pytest.mark.parametrize("name", ["ce", "dice"])
+def test_target_range_check_runs_on_the_first_passing_calls_then_torch_bounds_checks(name, monkeypatch):
+    """The range check costs a pass and a host sync: it runs until ``target_checks`` calls have
+    passed it; afterwards an out-of-range class index still fails, in torch's indexing kernels."""
+    import losses._common as common
+
+    calls = []
+    real = common._raise_out_of_range
+    monkeypatch.setattr(common, "_raise_out_of_range", lambda *a: (calls.append(1), real(*a)))
+    loss = build_loss(name, mode="multiclass")
+    logits, good, bad = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4)), torch.full((2, 4, 4), 3)
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\)"):
+        loss(logits, bad)  # a failing call does not use up a check
+    for _ in range(4):
+        loss(logits, good)
+    assert len(calls) == 1 + loss.target_checks == 3
+    with pytest.raises((IndexError, RuntimeError)):
+        loss(logits, bad)
+
+
+def test_fused_ce_does_not_ignore_torchs_default_ignore_index():
+    """torch's cross_entropy ignores -100 by default; ours ignores nothing unless asked, so a -100
+    label in a batch past the range checks still fails instead of silently dropping out."""
+    loss = build_loss("ce", mode="multiclass")
+    logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    for _ in range(loss.target_checks):
+        loss(logits, target)
+    target[0, 0, 0] = -100
+    with pytest.raises((IndexError, RuntimeError)):
+        loss(logits, target)
