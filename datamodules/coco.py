@@ -32,18 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torchvision import tv_tensors
 from torchvision.datasets import CocoDetection
 from torchvision.transforms import v2
 
+from common.names import SPLITS
 from datamodules.augment import build_augment
+from datamodules.base import BaseDataModule
 from datamodules.det_collate import collate_detection
 from datamodules.image_io import read_image, to_float_tensor
-from datamodules.loaders import SplitLoadersMixin
-
-SPLITS = ("train", "val", "test")
 
 
 def category_labels(categories: Sequence[Mapping[str, Any]]) -> tuple[dict[int, int], list[str]]:
@@ -140,7 +138,7 @@ class CocoBoxes(CocoDetection):
         }
 
 
-class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
+class CocoDataModule(BaseDataModule):
     """COCO-format detection data (see the module docstring for layout and checks).
 
     ``num_classes`` must equal the number of categories in the json (the model config reads it
@@ -150,6 +148,7 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
     """
 
     collate_fn = staticmethod(collate_detection)
+    owner = "coco"
 
     def __init__(
         self,
@@ -167,10 +166,11 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         seed: int = 1,
         batch_size: int = 4,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         persistent_workers=persistent_workers)
         self.root, self.images = Path(root), images
         if not (self.root / annotations).is_file():
             raise ValueError(f"coco: annotations file {self.root / annotations} not found (root={root!r}, annotations={annotations!r})")
@@ -196,10 +196,7 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names is not None else names
         self.image_size, self.augment_spec = int(image_size), dict(augment or {})
-        self.shares, self.seed = {"val": float(val_share), "test": float(test_share)}, int(seed)
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
-        self.datasets: dict[str, CocoBoxes] = {}
+        self.shares = {"val": float(val_share), "test": float(test_share)}
 
     def _categories(self) -> tuple[dict[int, int], list[str]]:
         maps = {}
