@@ -35,7 +35,7 @@ from make_example_folder import sample  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from runtime.compose import compose_config  # noqa: E402
-from runtime.builders import fill_from_datamodule  # noqa: E402
+from runtime.builders import build_datamodule  # noqa: E402
 
 
 def write_example(root: Path, images: int) -> None:
@@ -90,8 +90,7 @@ def main() -> None:
                      f"datamodule.patches_per_epoch={(args.batches + 2) * 8}"]
         cfg = compose_config(overrides, Path(tmp) / "run")
         started = time.perf_counter()
-        datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
-        fill_from_datamodule(cfg, datamodule)  # in_channels: null follows the images, as in train.py
+        datamodule = build_datamodule(cfg)  # as in train.py: in_channels: null follows the images
         datamodule.setup("fit")
         setup_s = time.perf_counter() - started
         workers = datamodule.num_workers

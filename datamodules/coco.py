@@ -36,20 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torchvision import tv_tensors
 from torchvision.datasets import CocoDetection
 from torchvision.transforms import v2
 
+from common.names import SPLITS
 from datamodules.augment import build_augment
+from datamodules.base import BaseDataModule
 from datamodules.box_stats import BoxStatistics
 from datamodules.det_collate import collate_detection
 from datamodules.image_io import read_image, to_float_tensor
-from datamodules.loaders import SplitLoadersMixin
 from datamodules.resolution import downscale_factor, training_resolution
-
-SPLITS = ("train", "val", "test")
 
 
 def category_labels(categories: Sequence[Mapping[str, Any]]) -> tuple[dict[int, int], list[str]]:
@@ -146,7 +144,7 @@ class CocoBoxes(CocoDetection):
         }
 
 
-class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
+class CocoDataModule(BaseDataModule):
     """COCO-format detection data (see the module docstring for layout and checks).
 
     ``num_classes`` must equal the number of categories in the json (the model config reads it
@@ -161,6 +159,7 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
     """
 
     collate_fn = staticmethod(collate_detection)
+    owner = "coco"
 
     def __init__(
         self,
@@ -181,10 +180,11 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         split_seed: int | None = None,
         batch_size: int = 4,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         persistent_workers=persistent_workers)
         self.root, self.images = Path(root), images
         if not (self.root / annotations).is_file():
             raise ValueError(f"coco: annotations file {self.root / annotations} not found (root={root!r}, annotations={annotations!r})")
@@ -214,13 +214,10 @@ class CocoDataModule(SplitLoadersMixin, pl.LightningDataModule):
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names is not None else names
         self.image_size, self.augment_spec = int(image_size), dict(augment or {})
-        self.shares, self.seed = {"val": float(val_share), "test": float(test_share)}, int(seed)
+        self.shares = {"val": float(val_share), "test": float(test_share)}
         self.split_seed = int(seed if split_seed is None else split_seed)
         self.train_crop = None if train_crop is None else int(train_crop)
         self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
-        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
-        self.datasets: dict[str, CocoBoxes] = {}
 
     def _categories(self) -> tuple[dict[int, int], list[str]]:
         maps = {}

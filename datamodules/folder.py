@@ -1,4 +1,4 @@
-"""``datamodule=folder``: the user's own images and masks (CONTRACTS section 6).
+"""``datamodule=folder``: the user's own images and masks (docs/contracts.md, "Your data layout").
 
 Layout::
 
@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from datamodules.file_seg import SPLITS, FileSegDataModule, SampleFiles
+from common.names import SPLITS
+from datamodules.file_seg import FileSegDataModule, SampleFiles
 from datamodules.image_io import IMAGE_SUFFIXES, files_by_stem
 
 _LISTED = 10

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from common.names import SPLITS
+from datamodules.contract import MaskSource
 from losses.class_weights import SCHEMES, weights_from_counts
 
 AREA_EDGES = (4, 16, 64, 256, 1024)
-SPLITS = ("train", "val", "test")
 
 
 def area_bins(edges: Sequence[int] = AREA_EDGES) -> list[str]:
@@ -30,7 +31,7 @@ def area_bins(edges: Sequence[int] = AREA_EDGES) -> list[str]:
 def split_masks(datamodule: Any, split: str) -> Iterator[np.ndarray]:
     """The ``(H, W)`` masks of a split, whole images: ``datamodule.split_masks`` when it has one, else
     the masks of the split's dataloader, one sample at a time."""
-    if hasattr(datamodule, "split_masks"):
+    if isinstance(datamodule, MaskSource):
         yield from datamodule.split_masks(split)
         return
     datamodule.setup("fit" if split in ("train", "val") else "test")

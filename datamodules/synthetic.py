@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from common.names import DATA_MODES, SPLITS
 from datamodules import shapes
-from datamodules.loaders import SplitLoadersMixin
+from datamodules.base import BaseDataModule, check_int, invalid
 
-SPLITS = ("train", "val", "test")
-MODES = ("multiclass", "binary")
+OWNER = "synthetic data"  # how argument errors name this data
 # Images are drawn in [0, 1] and shifted/scaled by these constants, so a batch is roughly zero-mean
 # with unit-order spread without depending on the data (the same constants for every split and seed).
 PIXEL_MEAN = 0.5
@@ -76,46 +74,46 @@ class SyntheticSpec:
     def __post_init__(self) -> None:
         height, width = self.image_size
         if height < 8 or width < 8:
-            _fail("image_size", self.image_size, "two ints >= 8 (height, width)")
+            invalid(OWNER, "image_size", self.image_size, "two ints >= 8 (height, width)")
         if self.num_classes < 2:
-            _fail("num_classes", self.num_classes, "an int >= 2 (background + at least one class)")
+            invalid(OWNER, "num_classes", self.num_classes, "an int >= 2 (background + at least one class)")
         n_fg = self.num_classes - 1
         for name in ("class_frequencies", "shape_families", "class_colors", "textures"):
             value = getattr(self, name)
             if len(value) != n_fg:
-                _fail(name, list(value), f"a list of num_classes - 1 = {n_fg} entries (one per foreground class)")
+                invalid(OWNER, name, list(value), f"a list of num_classes - 1 = {n_fg} entries (one per foreground class)")
         if not all(np.isfinite(f) and f > 0 for f in self.class_frequencies):
-            _fail("class_frequencies", list(self.class_frequencies), "positive finite numbers")
+            invalid(OWNER, "class_frequencies", list(self.class_frequencies), "positive finite numbers")
         for family in self.shape_families:
             if family not in shapes.SHAPE_FAMILIES:
-                _fail("shape_families", list(self.shape_families), f"entries from {sorted(shapes.SHAPE_FAMILIES)}")
+                invalid(OWNER, "shape_families", list(self.shape_families), f"entries from {sorted(shapes.SHAPE_FAMILIES)}")
         for color in self.class_colors:
             if len(color) != 3 or not all(0.0 <= c <= 1.0 for c in color):
-                _fail("class_colors", [list(c) for c in self.class_colors], "[r, g, b] triples in [0, 1]")
+                invalid(OWNER, "class_colors", [list(c) for c in self.class_colors], "[r, g, b] triples in [0, 1]")
         for name in self.textures:
             if name not in shapes.TEXTURES:
-                _fail("textures", list(self.textures), f"entries from {list(shapes.TEXTURES)}")
+                invalid(OWNER, "textures", list(self.textures), f"entries from {list(shapes.TEXTURES)}")
         r_min, r_max = self.radius_range
         if not 0.5 <= r_min <= r_max:
-            _fail("radius_range", list(self.radius_range), "[min, max] with 0.5 <= min <= max (pixels)")
+            invalid(OWNER, "radius_range", list(self.radius_range), "[min, max] with 0.5 <= min <= max (pixels)")
         if 2 * r_max + 1 > min(height, width):
-            _fail(
+            invalid(OWNER, 
                 "radius_range",
                 list(self.radius_range),
                 f"max radius with 2 * max + 1 <= the smaller image side {min(height, width)}",
             )
         lo, hi = self.objects_per_image
         if not 0 <= lo <= hi:
-            _fail("objects_per_image", list(self.objects_per_image), "[lo, hi] ints with 0 <= lo <= hi")
+            invalid(OWNER, "objects_per_image", list(self.objects_per_image), "[lo, hi] ints with 0 <= lo <= hi")
         if not self.curve_width > 0:
-            _fail("curve_width", self.curve_width, "a positive number of pixels")
+            invalid(OWNER, "curve_width", self.curve_width, "a positive number of pixels")
         c_min, c_max = self.contrast_range
         if not 0.0 < c_min <= c_max <= 1.0:
-            _fail("contrast_range", list(self.contrast_range), "[min, max] with 0 < min <= max <= 1 (object opacity)")
+            invalid(OWNER, "contrast_range", list(self.contrast_range), "[min, max] with 0 < min <= max <= 1 (object opacity)")
         for name in ("background_texture", "noise_std", "blur_sigma"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
-                _fail(name, value, "a finite number >= 0")
+                invalid(OWNER, name, value, "a finite number >= 0")
 
     def rng(self, split: str, index: int, stream: int) -> np.random.Generator:
         """The generator of one sample; stream 0 draws the layout (mask), stream 1 the pixels, so a
@@ -177,10 +175,6 @@ class SyntheticSpec:
         return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def _fail(name: str, value: Any, expected: str) -> None:
-    raise ValueError(f"synthetic data: {name}={value!r} is invalid; expected {expected}")
-
-
 class SyntheticSegDataset(Dataset):
     """``length`` samples of one split: ``{"image": float32 (in_channels, H, W), "mask": int64 (H, W)}``.
 
@@ -199,7 +193,7 @@ class SyntheticSegDataset(Dataset):
         cache: bool = False,
     ) -> None:
         if split not in SPLITS:
-            _fail("split", split, f"one of {list(SPLITS)}")
+            invalid(OWNER, "split", split, f"one of {list(SPLITS)}")
         self.spec, self.split, self.length = spec, split, length
         self.in_channels, self.ignore_index = in_channels, ignore_index
         self._cache: dict[int, dict[str, torch.Tensor]] | None = {} if cache else None
@@ -230,15 +224,19 @@ class SyntheticSegDataset(Dataset):
         return self.spec.mask(self.spec.layout(self.split, index), self.ignore_index)
 
 
-class SyntheticSegDataModule(SplitLoadersMixin, pl.LightningDataModule):
+class SyntheticSegDataModule(BaseDataModule):
     """Synthetic segmentation data; every constructor argument is a config key
     (``configs/datamodule/synthetic_*.yaml``), see :class:`SyntheticSpec` for the generator.
 
     Attributes for the rest of lossbench: ``num_classes`` (incl. background), ``mode``
     (``multiclass`` or ``binary``; binary needs ``num_classes=2``), ``in_channels`` (1 or 3),
     ``ignore_index`` (``None``, or a label outside ``[0, num_classes)`` used for a 1-px ring around
-    each object), ``class_names``. Train batches are shuffled by a generator seeded with ``seed``.
+    each object), ``class_names``; ``class_pixel_counts()`` exact from the masks. The shared options
+    (``batch_size``, ``num_workers``, ``pin_memory``, ``persistent_workers``, ``seed``, ``cache``) are
+    :class:`~datamodules.base.BaseDataModule`'s.
     """
+
+    owner = OWNER
 
     def __init__(
         self,
@@ -271,30 +269,26 @@ class SyntheticSegDataModule(SplitLoadersMixin, pl.LightningDataModule):
         seed: int = 1,
         batch_size: int = 16,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = False,
         cache: bool = True,
         cache_max_gb: float = 2.0,
     ) -> None:
-        super().__init__()
-        if mode not in MODES:
-            _fail("mode", mode, f"one of {list(MODES)}")
+        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         persistent_workers=persistent_workers)
+        if mode not in DATA_MODES:
+            invalid(OWNER, "mode", mode, f"one of {list(DATA_MODES)}")
         if mode == "binary" and num_classes != 2:
-            _fail("num_classes", num_classes, "2 when mode='binary' (background + object)")
+            invalid(OWNER, "num_classes", num_classes, "2 when mode='binary' (background + object)")
         if in_channels not in (1, 3):
-            _fail("in_channels", in_channels, "1 (grey) or 3 (RGB)")
+            invalid(OWNER, "in_channels", in_channels, "1 (grey) or 3 (RGB)")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
-            _fail("ignore_index", ignore_index, f"None or an int outside [0, num_classes={num_classes})")
-        for name, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-            if not value > 0:
-                _fail(name, value, "an int > 0")
-        if not batch_size > 0:
-            _fail("batch_size", batch_size, "an int > 0")
-        if not num_workers >= 0:
-            _fail("num_workers", num_workers, "an int >= 0")
+            invalid(OWNER, "ignore_index", ignore_index, f"None or an int outside [0, num_classes={num_classes})")
+        self.sizes = {split: check_int(OWNER, f"{split}_size", size, 1)
+                      for split, size in zip(SPLITS, (train_size, val_size, test_size))}
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if len(size) != 2:
-            _fail("image_size", image_size, "an int or [height, width]")
+            invalid(OWNER, "image_size", image_size, "an int or [height, width]")
         self.spec = SyntheticSpec(
             image_size=(int(size[0]), int(size[1])),
             num_classes=int(num_classes),
@@ -314,14 +308,11 @@ class SyntheticSegDataModule(SplitLoadersMixin, pl.LightningDataModule):
         if class_names is None:
             class_names = ["background"] + [f"{family}_{k}" for k, family in enumerate(shape_families, start=1)]
         if len(class_names) != num_classes:
-            _fail("class_names", list(class_names), f"a list of num_classes={num_classes} names")
+            invalid(OWNER, "class_names", list(class_names), f"a list of num_classes={num_classes} names")
         self.num_classes, self.mode, self.in_channels = int(num_classes), mode, int(in_channels)
         self.ignore_index, self.class_names = ignore_index, list(class_names)
-        self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
-        self.seed, self.batch_size, self.num_workers = int(seed), int(batch_size), int(num_workers)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
         if cache_max_gb < 0:
-            _fail("cache_max_gb", cache_max_gb, "a size in GB >= 0")
+            invalid(OWNER, "cache_max_gb", cache_max_gb, "a size in GB >= 0")
         self.cache = bool(cache) and self.cache_bytes() <= cache_max_gb * 2**30
         self.datasets = {split: self._dataset(split) for split in SPLITS}
         self._class_pixel_counts: torch.Tensor | None = None

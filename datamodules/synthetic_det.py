@@ -10,17 +10,18 @@ so every drawn pixel lies inside its box and every box edge touches one; objects
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
 
+from common.names import SPLITS
 from datamodules import shapes
+from datamodules.base import BaseDataModule, check_int, invalid
 from datamodules.det_collate import collate_detection
-from datamodules.synthetic import SPLITS, SyntheticObject, SyntheticSpec
-from datamodules.loaders import SplitLoadersMixin
+from datamodules.synthetic import SyntheticObject, SyntheticSpec
+
+OWNER = "synthetic_det"  # how argument errors name this data
 
 CLUTTER_COLOR = (0.55, 0.55, 0.55)
 
@@ -41,7 +42,7 @@ class SyntheticDetDataset(Dataset):
 
     def __init__(self, spec: SyntheticSpec, split: str, length: int, num_classes: int) -> None:
         if split not in SPLITS:
-            raise ValueError(f"synthetic_det: split must be one of {list(SPLITS)}, got {split!r}")
+            invalid(OWNER, "split", split, f"one of {list(SPLITS)}")
         self.spec, self.split, self.length, self.num_classes = spec, split, int(length), int(num_classes)
 
     def __len__(self) -> int:
@@ -66,7 +67,7 @@ class SyntheticDetDataset(Dataset):
         return image, self._targets(objects)
 
 
-class SyntheticDetDataModule(SplitLoadersMixin, pl.LightningDataModule):
+class SyntheticDetDataModule(BaseDataModule):
     """Synthetic detection data; every constructor argument is a config key
     (``configs/datamodule/synthetic_det*.yaml``).
 
@@ -84,6 +85,7 @@ class SyntheticDetDataModule(SplitLoadersMixin, pl.LightningDataModule):
     """
 
     collate_fn = staticmethod(collate_detection)
+    owner = OWNER
 
     def __init__(
         self,
@@ -114,26 +116,23 @@ class SyntheticDetDataModule(SplitLoadersMixin, pl.LightningDataModule):
         seed: int = 1,
         batch_size: int = 8,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         persistent_workers=persistent_workers)
         if not 0.0 <= clutter_share < 1.0:
-            _fail("clutter_share", clutter_share, "a number in [0, 1)")
+            invalid(OWNER, "clutter_share", clutter_share, "a number in [0, 1)")
         if len(object_sizes) != 2 or not 1.0 <= object_sizes[0] <= object_sizes[1]:
-            _fail("object_sizes", list(object_sizes), "[min, max] diameters in px with 1 <= min <= max")
+            invalid(OWNER, "object_sizes", list(object_sizes), "[min, max] diameters in px with 1 <= min <= max")
         if not isinstance(image_size, int) or image_size < 8:
-            _fail("image_size", image_size, "an int >= 8 (square images)")
-        for name, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size),
-                            ("batch_size", batch_size)):
-            if not value > 0:
-                _fail(name, value, "an int > 0")
-        if not num_workers >= 0:
-            _fail("num_workers", num_workers, "an int >= 0")
+            invalid(OWNER, "image_size", image_size, "an int >= 8 (square images)")
+        self.sizes = {split: check_int(OWNER, f"{split}_size", size, 1)
+                      for split, size in zip(SPLITS, (train_size, val_size, test_size))}
         for name, value in (("class_frequencies", class_frequencies), ("shape_families", shape_families),
                             ("class_colors", class_colors), ("textures", textures)):
             if len(value) != num_classes:
-                _fail(name, list(value), f"a list of num_classes={num_classes} entries (one per class)")
+                invalid(OWNER, name, list(value), f"a list of num_classes={num_classes} entries (one per class)")
         frequencies = [float(f) for f in class_frequencies]
         families, colors, patterns = list(shape_families), [tuple(c) for c in class_colors], list(textures)
         if clutter_share > 0:
@@ -164,16 +163,9 @@ class SyntheticDetDataModule(SplitLoadersMixin, pl.LightningDataModule):
         if class_names is None:
             class_names = [f"{family}_{k}" for k, family in enumerate(shape_families, start=1)]
         if len(class_names) != num_classes:
-            _fail("class_names", list(class_names), f"a list of num_classes={num_classes} names")
+            invalid(OWNER, "class_names", list(class_names), f"a list of num_classes={num_classes} names")
         self.num_classes, self.class_names = int(num_classes), list(class_names)
         self.image_size = int(image_size)
-        self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
-        self.seed, self.batch_size, self.num_workers = int(seed), int(batch_size), int(num_workers)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
         self.datasets = {
             split: SyntheticDetDataset(self.spec, split, self.sizes[split], self.num_classes) for split in SPLITS
         }
-
-
-def _fail(name: str, value: Any, expected: str) -> None:
-    raise ValueError(f"synthetic_det: {name}={value!r} is invalid; expected {expected}")

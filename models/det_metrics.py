@@ -1,4 +1,4 @@
-"""COCO box metrics for detection, under the contract's keys (CONTRACTS section 4).
+"""COCO box metrics for detection, under the contract's keys (docs/contracts.md, "metrics.json").
 
 ``map`` (AP averaged over IoU 0.50:0.05:0.95), ``map_50``, ``map_75``, ``map_small`` /
 ``map_medium`` / ``map_large`` (COCO area buckets: < 32², 32²–96², > 96² px² box area),

@@ -25,9 +25,9 @@ def check_finite_loss(module: pl.LightningModule, loss: Tensor, terms: Mapping[s
     """Raise :class:`NonFiniteLossError` naming the step, the epoch, the batch and every loss term."""
     if torch.isfinite(loss):
         return
-    described = ", ".join(f"{name}={float(value):.4g}" for name, value in terms.items())
+    described = ", ".join(f"{name}={float(value.detach()):.4g}" for name, value in terms.items())
     raise NonFiniteLossError(
-        f"non-finite training loss {float(loss)} at global step {module.global_step} "
+        f"non-finite training loss {float(loss.detach())} at global step {module.global_step} "
         f"(epoch {module.current_epoch}, batch {batch_idx})" + (f"; terms: {described}" if described else "")
     )
 

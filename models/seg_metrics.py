@@ -1,4 +1,4 @@
-"""Segmentation metrics behind the contract keys (CONTRACTS section 4), synced across DDP ranks.
+"""Segmentation metrics behind the contract keys (docs/contracts.md, "metrics.json"), synced across DDP ranks.
 
 Pixel metrics come from one torchmetrics confusion matrix: ``iou/<k> = TP/(TP+FP+FN)``,
 ``dice/<k> = 2TP/(2TP+FP+FN)``, ``miou`` = mean IoU over all classes, ``dice_fg`` = mean Dice over

@@ -8,10 +8,9 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import Tensor, nn
 
+from common.names import DATA_MODES
 from models.lightning_base import check_finite_loss, check_scheduler_interval, log_training_loss, optimizers_from_factories
 from models.seg_metrics import SegmentationMetrics
-
-MODES = ("binary", "multiclass")
 
 
 def build_smp(
@@ -28,8 +27,8 @@ def build_smp(
     A keyword set to None in ``kwargs`` means "the architecture's default", so one config can drop an
     option that another architecture does not take."""
     kwargs = {key: value for key, value in kwargs.items() if value is not None}
-    if mode not in MODES:
-        raise ValueError(f"build_smp: mode must be one of {MODES}, got {mode!r}")
+    if mode not in DATA_MODES:
+        raise ValueError(f"build_smp: mode must be one of {DATA_MODES}, got {mode!r}")
     classes = 1 if mode == "binary" else num_classes
     try:
         return smp.create_model(
@@ -67,8 +66,8 @@ class SegmentationModule(pl.LightningModule):
         surface_tolerance_mm: float | None = None,
     ) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"SegmentationModule: mode must be one of {MODES}, got {mode!r}")
+        if mode not in DATA_MODES:
+            raise ValueError(f"SegmentationModule: mode must be one of {DATA_MODES}, got {mode!r}")
         check_scheduler_interval("SegmentationModule", scheduler_interval)
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "inferer"])
         self.net = net

@@ -1,19 +1,142 @@
-"""Turning the Hydra config into Lightning objects, with the checks that must happen before training."""
+"""Config → the run's parts: the one place that wires data → loss and data → model.
+
+:func:`build_run` builds, in this order (the order fixes the random draws, so keep it): seed,
+datamodule, loss, model, loggers, callbacks, trainer. The datamodule is checked against
+:class:`datamodules.contract.LossbenchData` once; after that its members are used directly:
+
+- data → loss: the training split's ``class_pixel_counts()`` go to a loss that needs them
+  (``class_weights: auto``) and into the record;
+- data → model: ``num_classes`` / ``in_channels`` left null in the datamodule config are filled from
+  the datamodule, so the model config's ``${datamodule.…}`` interpolations see real values; the
+  datamodule's ``eval_window`` becomes the model's sliding-window inferer (2-D) or volume inferer (3-D);
+- data → detector: ``anchor_sizes: auto`` is fitted to the training boxes and ``trainer.min_steps``
+  raises ``max_epochs`` for small data sets (:mod:`runtime.detection_wiring`).
+
+``model.compile=true`` compiles the network (:mod:`runtime.compile`); the :class:`History` callback
+collects the per-epoch curves of the record's budget fields.
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import hydra
-from omegaconf import DictConfig, open_dict
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
+from datamodules.contract import LossbenchData, missing_members
 from losses import available, loss_task
 from models.sliding_window import SlidingWindowInferer
 from models.window_inferer import VolumeInferer
+from runtime.compile import maybe_compile
+from runtime.detection_wiring import wire_detection
+from runtime.history import History
+from runtime.run_record import RunRecord
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ClassCountsLoss(Protocol):
+    """A loss whose class weights come from the data (``class_weights: auto``): it needs the training
+    split's pixel counts before its first forward call."""
+
+    requires_class_counts: bool
+
+    def set_class_counts(self, counts: torch.Tensor) -> None: ...
+
+
+@runtime_checkable
+class WeightedLoss(Protocol):
+    """A loss with per-class weights (given, or derived from the counts): they go into the record."""
+
+    class_weights: torch.Tensor | None
+
+
+@dataclass
+class Run:
+    """The parts :func:`build_run` wires together."""
+
+    datamodule: LossbenchData
+    model: pl.LightningModule
+    trainer: pl.Trainer
+    history: History
+
+
+def build_run(cfg: DictConfig, record: RunRecord) -> Run:
+    """Every part of the run described by ``cfg``; records the class counts and weights in ``record``."""
+    pl.seed_everything(cfg.seed, workers=True)
+    check_loss_fits_task(record["loss"], cfg.task)
+    datamodule = build_datamodule(cfg)
+    record.update(wire_detection(cfg, datamodule))  # anchors fitted to the data, step budget
+    loss = build_loss(cfg, datamodule, record)
+    model = build_model(cfg, datamodule, loss)
+    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
+    history = History()
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[*callbacks, history], logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return Run(datamodule, model, trainer, history)
+
+
+def build_datamodule(cfg: DictConfig) -> LossbenchData:
+    """The datamodule of ``cfg.datamodule``, checked against the contract; ``in_channels: null`` and
+    ``num_classes: null`` in its config are replaced by what the datamodule found in the data."""
+    datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
+    if not isinstance(datamodule, LossbenchData):
+        raise TypeError(f"datamodule {type(datamodule).__name__} lacks {missing_members(datamodule)} of "
+                        "datamodules.contract.LossbenchData (docs/architecture.md: how to add a datamodule)")
+    with open_dict(cfg):
+        for key, value in (("in_channels", datamodule.in_channels), ("num_classes", datamodule.num_classes)):
+            if key in cfg.datamodule and cfg.datamodule[key] is None and value is not None:
+                cfg.datamodule[key] = value
+    return datamodule
+
+
+def build_loss(cfg: DictConfig, datamodule: LossbenchData, record: RunRecord) -> torch.nn.Module:
+    """The loss of ``cfg.loss``, given the training split's class pixel counts when it needs them."""
+    loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
+    counts = datamodule.class_pixel_counts()
+    if counts is not None:
+        record["class_pixel_counts"] = [float(c) for c in counts]  # lets compare.py name the rare classes
+    if isinstance(loss, ClassCountsLoss) and loss.requires_class_counts:
+        loss.set_class_counts(counts)
+    if isinstance(loss, WeightedLoss) and loss.class_weights is not None:
+        record["class_weights"] = [float(w) for w in loss.class_weights]
+    return loss
+
+
+def build_model(cfg: DictConfig, datamodule: LossbenchData, loss: torch.nn.Module) -> pl.LightningModule:
+    """The LightningModule of ``cfg.model`` with ``loss``; a model config with an ``inferer: null`` key
+    gets the inferer the datamodule's ``eval_window`` asks for."""
+    extra: dict[str, Any] = {"loss": loss}
+    inferer = build_eval_inferer(datamodule)
+    if inferer is not None and "inferer" in cfg.model and cfg.model.inferer is None:
+        extra["inferer"] = inferer
+    with open_dict(cfg.model):  # `model.compile=true` switches torch.compile on; not a module argument
+        compile_net = bool(cfg.model.pop("compile", False))
+    # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
+    # torch.load(weights_only=True) would refuse.
+    model = hydra.utils.instantiate(cfg.model, _convert_="all", **extra)
+    if compile_net:
+        maybe_compile(model.net, True)
+    return model
+
+
+def build_eval_inferer(datamodule: LossbenchData) -> SlidingWindowInferer | VolumeInferer | None:
+    """The evaluation inferer the datamodule's ``eval_window`` asks for: a 2-D sliding window for a
+    two-value ``patch_size``, the 3-D volume inferer (whole pass or MONAI's Gaussian sliding window)
+    for a three-value one; None when the datamodule evaluates whole inputs in one forward pass."""
+    window = datamodule.eval_window
+    if window is None:
+        return None
+    return VolumeInferer(**window) if len(window["patch_size"]) == 3 else SlidingWindowInferer(**window)
 
 
 def config_choice(cfg: DictConfig, group: str) -> str:
@@ -47,26 +170,6 @@ def check_loss_fits_task(loss_name: str, task: str) -> None:
             f"Segmentation losses: {', '.join(available('segmentation'))}. "
             f"Detection losses: {', '.join(available('detection'))}."
         )
-
-
-def fill_from_datamodule(cfg: DictConfig, datamodule: object) -> None:
-    """Datamodule keys left null in the config (e.g. ``in_channels: null`` = follow the images) are
-    filled from the constructed datamodule, so the model config's interpolations see real values."""
-    with open_dict(cfg):
-        for key in ("in_channels", "num_classes"):
-            if key in cfg.datamodule and cfg.datamodule[key] is None and getattr(datamodule, key, None) is not None:
-                cfg.datamodule[key] = getattr(datamodule, key)
-
-
-def build_eval_inferer(datamodule: object) -> SlidingWindowInferer | VolumeInferer | None:
-    """The model's evaluation inferer from the datamodule's ``eval_window`` wish (patch size, overlap,
-    blend, …): a 2-D sliding window for a two-value ``patch_size``, the 3-D volume inferer (whole pass
-    or MONAI's Gaussian sliding window) for a three-value one; None when the datamodule evaluates
-    whole inputs in one forward pass."""
-    window = getattr(datamodule, "eval_window", None)
-    if window is None:
-        return None
-    return VolumeInferer(**window) if len(window["patch_size"]) == 3 else SlidingWindowInferer(**window)
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:

@@ -1,4 +1,5 @@
-"""The per-run ``metrics.json`` record (CONTRACTS section 4): building, atomic writing, reading."""
+"""The per-run ``metrics.json`` record: its schema (the one place that defines it), a typed builder,
+atomic writing and reading. docs/contracts.md ("metrics.json") explains every field to users."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,43 @@ import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, NotRequired, Sequence, TypedDict
 
 RECORD_NAME = "metrics.json"
+STATUSES = ("completed", "failed")
+
+
+class RunRecord(TypedDict):
+    """One run's ``metrics.json``. A run's record starts ``failed`` (:func:`new_record`) and becomes
+    ``completed`` only after evaluation; it is written also when the run fails."""
+
+    status: Literal["completed", "failed"]
+    error: str | None                      # "Type: first line of the message" of a failed run
+    task: str                              # segmentation | detection
+    loss: str                              # the config-group choices of the run
+    datamodule: str
+    model: str
+    seed: int
+    wall_time_s: float | None
+    epochs: int                            # epochs trained
+    metrics: dict[str, float | None]       # val/… and test/… of the best checkpoint; undefined → null
+    history: dict[str, list[float | None]]  # one value per epoch run, per logged metric (runtime/history.py)
+    best_epoch: int | None                 # 0-based epoch of the evaluated checkpoint
+    optimized_metric: str
+    versions: dict[str, str]               # packages that decide the numbers, plus Python
+    # Filled as the run gets there:
+    best_checkpoint: NotRequired[str | None]          # the evaluated checkpoint (None: final weights)
+    class_pixel_counts: NotRequired[list[float]]      # segmentation: training pixels per class
+    class_weights: NotRequired[list[float]]           # a loss with class weights: the weights used
+    early_stopping: NotRequired[dict[str, Any]]       # monitor, mode, patience, min_delta, min_epochs, stopped, stopped_epoch
+    converged: NotRequired[bool]                      # the validation curve levelled off (:func:`converged`)
+    anchor_fit: NotRequired[dict[str, Any]]           # detection with anchor_sizes: auto (runtime/detection_wiring.py)
+    budget: NotRequired[dict[str, int]]               # detection with trainer.min_steps: the epochs it asked for
+
+
+# The fields every record has, in the order they are written (what a reader may rely on).
+REQUIRED_FIELDS = ("status", "error", "task", "loss", "datamodule", "model", "seed", "wall_time_s", "epochs",
+                   "metrics", "optimized_metric", "versions")
 # Budget fields: per-epoch curves, the evaluated checkpoint's epoch, the early-stopping settings and
 # outcome, and whether the run's validation curve had levelled off (``converged`` below).
 HISTORY = "history"
@@ -18,6 +53,15 @@ BEST_EPOCH = "best_epoch"
 EARLY_STOPPING = "early_stopping"
 CONVERGED = "converged"
 CONVERGED_TOL = 0.01
+
+
+def new_record(*, task: str, loss: str, datamodule: str, model: str, seed: int, optimized_metric: str) -> RunRecord:
+    """A run's record at its start: ``failed`` with no error yet, no metrics, the package versions."""
+    return RunRecord(status="failed", error=None, task=task, loss=loss, datamodule=datamodule, model=model,
+                     seed=seed, wall_time_s=None, epochs=0, metrics={}, history={}, best_epoch=None,
+                     optimized_metric=optimized_metric, versions=package_versions())
+
+
 _VERSIONED_PACKAGES = (
     "torch",
     "torchvision",

@@ -1,24 +1,25 @@
-"""Fixtures for the synthetic data tests: build a preset from its YAML exactly as Hydra would."""
+"""Fixtures for the synthetic data tests: build a preset from the composed config tree, as train.py would."""
 
-from pathlib import Path
 from typing import Any, Callable
 
 import hydra
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from datamodules.synthetic import SyntheticSegDataModule
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "datamodule"
+from runtime.compose import compose_config
 
 
 def build_preset(name: str, seed: int = 1, **overrides: Any) -> SyntheticSegDataModule:
-    """Instantiate ``configs/datamodule/<name>.yaml`` with a root ``seed`` (its ``${seed}``) and overrides."""
-    node = OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
-    root = OmegaConf.create({"seed": seed, "datamodule": node})
+    """Instantiate ``configs/datamodule/<name>.yaml`` (with its ``defaults``) for run ``seed``, plus overrides."""
+    try:
+        cfg = compose_config([f"datamodule={name}", f"seed={seed}"])
+    finally:
+        GlobalHydra.instance().clear()
     for key, value in overrides.items():
-        OmegaConf.update(root, f"datamodule.{key}", value, merge=False)
-    return hydra.utils.instantiate(root.datamodule)
+        OmegaConf.update(cfg, f"datamodule.{key}", value, merge=False)
+    return hydra.utils.instantiate(cfg.datamodule)
 
 
 @pytest.fixture

@@ -219,12 +219,14 @@ def test_all_problems_are_listed_in_one_error(tmp_path):
 
 def test_constructor_rejects_bad_arguments(tmp_path):
     make_folder(tmp_path, SIZES)
-    with pytest.raises(ValueError, match="ignore_index must be an int in \\[num_classes, 65535\\]"):
+    with pytest.raises(ValueError, match="ignore_index=None is invalid; expected an int in \\[num_classes, 65535\\]"):
         build(tmp_path, ignore_index=None)
-    with pytest.raises(ValueError, match="mode='binary' needs num_classes=2"):
+    with pytest.raises(ValueError, match="num_classes=3 is invalid; expected 2 when mode='binary'"):
         build(tmp_path, mode="binary", num_classes=3)
-    with pytest.raises(ValueError, match="foreground_share must be in \\[0, 1\\]"):
+    with pytest.raises(ValueError, match="foreground_share=1.5 is invalid; expected a share in \\[0, 1\\]"):
         build(tmp_path, foreground_share=1.5)
+    with pytest.raises(ValueError, match="FolderSegDataModule: batch_size=0 is invalid; expected an int >= 1"):
+        build(tmp_path, batch_size=0)
     with pytest.raises(ValueError, match="mask_values maps stored values"):
         build(tmp_path, mask_values={0: 5})
     with pytest.raises(ValueError, match="augment: unknown keys \\['flip'\\]"):
@@ -233,8 +235,11 @@ def test_constructor_rejects_bad_arguments(tmp_path):
 
 def test_no_cache_decodes_on_demand_with_identical_batches(tmp_path):
     make_folder(tmp_path, SIZES)
-    cached, lazy = build(tmp_path, seed=5), build(tmp_path, seed=5, cache_images=False)
+    cached, lazy = build(tmp_path, seed=5), build(tmp_path, seed=5, cache=False)
     assert lazy.class_pixel_counts().tolist() == cached.class_pixel_counts().tolist()
     a, b = next(iter(cached.train_dataloader())), next(iter(lazy.train_dataloader()))
     assert torch.equal(a["mask"], b["mask"]) and torch.allclose(a["image"], b["image"])
     assert lazy._stores["train"].cached is None and cached._stores["train"].cached is not None
+    with pytest.warns(FutureWarning, match="'cache_images' is deprecated"):
+        old_name = build(tmp_path, seed=5, cache_images=False)
+    assert old_name.cache is False

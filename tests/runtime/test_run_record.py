@@ -1,4 +1,4 @@
-"""metrics.json: atomic write, NaN → null, completion status."""
+"""metrics.json: the record schema, atomic write, NaN → null, completion status."""
 import json
 import math
 
@@ -35,3 +35,15 @@ def test_unserialisable_record_leaves_previous_file_intact(tmp_path):
 def test_one_line_error():
     assert one_line_error(ValueError("first line\nsecond")) == "ValueError: first line"
     assert one_line_error(KeyboardInterrupt()) == "KeyboardInterrupt"
+
+
+def test_a_new_record_has_every_required_field_in_order_and_starts_failed():
+    from runtime.run_record import REQUIRED_FIELDS, RunRecord, new_record
+
+    record = new_record(task="segmentation", loss="dice", datamodule="synthetic_small", model="unet", seed=3,
+                        optimized_metric="val/miou")
+    assert tuple(record) == REQUIRED_FIELDS
+    assert set(REQUIRED_FIELDS) | {"best_checkpoint", "class_pixel_counts", "class_weights", "history",
+                                   "best_epoch"} == set(RunRecord.__annotations__)
+    assert (record["status"], record["error"], record["epochs"], record["metrics"]) == ("failed", None, 0, {})
+    assert record["versions"]["torch"] and record["seed"] == 3

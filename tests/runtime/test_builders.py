@@ -1,0 +1,80 @@
+"""runtime.builders: the datamodule contract check and the data → loss / data → model wiring."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from datamodules.contract import LossbenchData
+from datamodules.synthetic import SyntheticSegDataModule
+from datamodules.synthetic_det import SyntheticDetDataModule
+from models.sliding_window import SlidingWindowInferer
+from runtime.builders import build_datamodule, build_eval_inferer, build_loss, build_model
+from runtime.run_record import new_record
+
+SMALL = {"train_size": 4, "val_size": 2, "test_size": 2}
+
+
+def _record(cfg):
+    return new_record(task=cfg.task, loss="x", datamodule="x", model="x", seed=cfg.seed, optimized_metric="val/miou")
+
+
+def test_shipped_datamodules_meet_the_contract():
+    seg, det = SyntheticSegDataModule(**SMALL), SyntheticDetDataModule(**SMALL)
+    assert isinstance(seg, LossbenchData) and isinstance(det, LossbenchData)
+    assert seg.eval_window is None and seg.class_pixel_counts().shape == (6,)
+    assert det.eval_window is None and det.class_pixel_counts() is None and det.in_channels == 3
+
+
+def test_a_datamodule_without_the_contract_is_refused_naming_what_it_lacks(run_config):
+    cfg = run_config("debug=fast")
+    with open_dict(cfg):
+        cfg.datamodule = OmegaConf.create({"_target_": "pytorch_lightning.LightningDataModule"})
+    with pytest.raises(TypeError, match=r"LightningDataModule lacks \['class_names', 'class_pixel_counts', "
+                                        r"'eval_window', 'in_channels', 'num_classes'\]"):
+        build_datamodule(cfg)
+
+
+def test_class_counts_go_to_an_auto_weighted_loss_and_into_the_record(run_config):
+    cfg = run_config("debug=fast", "loss=weighted_ce")
+    datamodule = build_datamodule(cfg)
+    record = _record(cfg)
+    loss = build_loss(cfg, datamodule, record)
+    counts = datamodule.class_pixel_counts()
+    assert record["class_pixel_counts"] == counts.tolist()
+    assert record["class_weights"] == pytest.approx(loss.class_weights.tolist())
+    # inverse-frequency weights: the rarest class weighs most, the background least
+    weights = torch.tensor(record["class_weights"])
+    assert int(weights.argmax()) == int(counts.argmin()) and int(weights.argmin()) == int(counts.argmax())
+
+
+def test_a_loss_without_class_weights_records_only_the_counts(run_config):
+    cfg = run_config("debug=fast", "loss=dice")
+    datamodule = build_datamodule(cfg)
+    record = _record(cfg)
+    build_loss(cfg, datamodule, record)
+    assert "class_pixel_counts" in record and "class_weights" not in record
+
+
+class _WindowedData:
+    num_classes, class_names, in_channels = 2, ["background", "object"], 3
+
+    def __init__(self, window):
+        self.eval_window = window
+
+    def class_pixel_counts(self):
+        return torch.tensor([3.0, 1.0], dtype=torch.float64)
+
+
+def test_the_eval_window_becomes_the_models_inferer(run_config):
+    data = _WindowedData({"patch_size": (32, 32), "overlap": 0.5, "blend": "constant"})
+    assert isinstance(data, LossbenchData)
+    inferer = build_eval_inferer(data)
+    assert isinstance(inferer, SlidingWindowInferer)
+    assert (inferer.patch_size, inferer.overlap, inferer.blend) == ((32, 32), 0.5, "constant")
+    assert build_eval_inferer(_WindowedData(None)) is None
+
+    cfg = run_config("debug=fast")
+    loss = torch.nn.CrossEntropyLoss()
+    assert build_model(cfg, data, loss).inferer.overlap == 0.5
+    assert build_model(cfg, _WindowedData(None), loss).inferer is None
