@@ -21,9 +21,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from runtime.run_record import RECORD_NAME
+from runtime.run_record import RECORD_NAME, STATUSES
 
-STATUSES = ("completed", "failed")
+# The fields a report needs; older records lack some of runtime.run_record.REQUIRED_FIELDS.
 _REQUIRED_KEYS = ("status", "task", "loss", "datamodule")
 _COMPOSER = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from omegaconf import DictConfig, open_dict
 
 from datamodules.box_stats import BoxStatistics
+from datamodules.contract import LossbenchData
 from models.anchors import fit_anchor_sizes, fit_fcos, level_strides
 
 log = logging.getLogger("lossbench")
@@ -29,7 +30,7 @@ class HasBoxStatistics(Protocol):
     def box_statistics(self) -> BoxStatistics: ...
 
 
-def wire_detection(cfg: DictConfig, datamodule: object) -> dict[str, Any]:
+def wire_detection(cfg: DictConfig, datamodule: LossbenchData) -> dict[str, Any]:
     """Resolve ``anchor_sizes: auto`` and ``trainer.min_steps`` in ``cfg``; returns the entries for the
     run record (empty for other tasks)."""
     record: dict[str, Any] = {}
@@ -56,7 +57,7 @@ def wire_detection(cfg: DictConfig, datamodule: object) -> dict[str, Any]:
         log.info("box statistics of the training split: %s", record["box_statistics"])
         log.info("anchors fitted to the training boxes: %s", record["anchor_fit"])
     min_steps = cfg.trainer.get("min_steps")
-    if min_steps and cfg.trainer.get("max_epochs", -1) not in (None, -1) and hasattr(datamodule, "train_dataloader"):
+    if min_steps and cfg.trainer.get("max_epochs", -1) not in (None, -1):
         datamodule.setup("fit")
         per_epoch = math.ceil(len(datamodule.train_dataloader()) / int(cfg.trainer.get("accumulate_grad_batches") or 1))
         epochs = max(int(cfg.trainer.max_epochs), math.ceil(int(min_steps) / max(per_epoch, 1)))

@@ -39,13 +39,14 @@ class RunRecord(TypedDict):
     class_weights: NotRequired[list[float]]           # a loss with class weights: the weights used
     early_stopping: NotRequired[dict[str, Any]]       # monitor, mode, patience, min_delta, min_epochs, stopped, stopped_epoch
     converged: NotRequired[bool]                      # the validation curve levelled off (:func:`converged`)
+    box_statistics: NotRequired[dict[str, Any]]       # detection with anchor_sizes: auto: the training boxes' sizes
     anchor_fit: NotRequired[dict[str, Any]]           # detection with anchor_sizes: auto (runtime/detection_wiring.py)
     budget: NotRequired[dict[str, int]]               # detection with trainer.min_steps: the epochs it asked for
 
 
 # The fields every record has, in the order they are written (what a reader may rely on).
 REQUIRED_FIELDS = ("status", "error", "task", "loss", "datamodule", "model", "seed", "wall_time_s", "epochs",
-                   "metrics", "optimized_metric", "versions")
+                   "metrics", "history", "best_epoch", "optimized_metric", "versions")
 # Budget fields: per-epoch curves, the evaluated checkpoint's epoch, the early-stopping settings and
 # outcome, and whether the run's validation curve had levelled off (``converged`` below).
 HISTORY = "history"

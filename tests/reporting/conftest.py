@@ -1,4 +1,4 @@
-"""Hand-made sweep dirs in the run-dir layout of CONTRACTS section 4 (no training needed)."""
+"""Hand-made sweep dirs in the run-dir layout of docs/contracts.md, "Run outputs" (no training needed)."""
 from __future__ import annotations
 
 import json
