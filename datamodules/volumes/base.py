@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.names import SPLITS
+from datamodules.base import BaseDataModule, check_int
 from datamodules.volumes.augment3d import Augment3D
 from datamodules.volumes.patches import VolumeForegroundIndex, VolumePatchSampler, crop3d
 
@@ -127,7 +127,7 @@ def pad_collate_3d(label_fill: int | None) -> Callable[[list[dict[str, torch.Ten
     return collate
 
 
-class VolumeDataModule(pl.LightningDataModule):
+class VolumeDataModule(BaseDataModule):
     """3-D segmentation data: patch training, whole-volume evaluation; see the module docstring.
 
     Args:
@@ -166,10 +166,12 @@ class VolumeDataModule(pl.LightningDataModule):
         augment: Mapping[str, Any] | None = None,
         num_workers: int = 0,
         pin_memory: bool | None = None,
+        persistent_workers: bool = True,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        name = type(self).__name__
+        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         persistent_workers=persistent_workers)
+        name = self.owner
         if mode not in MODES:
             raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
         if num_classes < 2 or (mode == "binary" and num_classes != 2):
@@ -179,11 +181,9 @@ class VolumeDataModule(pl.LightningDataModule):
         patch = tuple(int(p) for p in patch_size)
         if len(patch) != 3 or min(patch) < 1:
             raise ValueError(f"{name}: patch_size must be three positive ints [X, Y, Z], got {list(patch_size)}")
-        for arg, value, low in (("patches_per_epoch", patches_per_epoch, 1), ("batch_size", batch_size, 1),
-                                ("eval_batch_size", eval_batch_size, 1), ("num_workers", num_workers, 0),
+        for arg, value, low in (("patches_per_epoch", patches_per_epoch, 1), ("eval_batch_size", eval_batch_size, 1),
                                 ("max_foreground_locations", max_foreground_locations, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name}: {arg} must be an int >= {low}, got {value!r}")
+            check_int(name, arg, value, low)
         if not 0.0 <= foreground_share <= 1.0:
             raise ValueError(f"{name}: foreground_share must be in [0, 1], got {foreground_share!r}")
         if class_names is not None and len(class_names) != num_classes:
@@ -198,13 +198,9 @@ class VolumeDataModule(pl.LightningDataModule):
         self.patches_per_epoch = patches_per_epoch
         self.foreground_share = float(foreground_share)
         self.max_foreground_locations = max_foreground_locations
-        self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.eval_window = self._check_window(dict(sliding_window or {}), patch, name)
         self.augment = Augment3D.from_config(augment)
-        self.num_workers = num_workers
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self.seed = seed
         self._stores: dict[str, VolumeStore] | None = None
 
     # ----------------------------------------------------------------- subclass API
@@ -254,7 +250,7 @@ class VolumeDataModule(pl.LightningDataModule):
         dataset = PatchDataset3D(stores["train"], self.patch_size, self.augment, fill)
         sampler = VolumePatchSampler(self._foreground, self.patch_size, self.patches_per_epoch,
                                      self.foreground_share, seed=self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **self._loader_options())
+        return self.loader(dataset, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -278,11 +274,6 @@ class VolumeDataModule(pl.LightningDataModule):
         self._class_counts = torch.from_numpy(counts)
         self._foreground = index
 
-    def _loader_options(self) -> dict[str, Any]:
-        return {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
-                "persistent_workers": self.num_workers > 0}
-
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = WholeVolumeDataset(self.volumes()[split])
-        return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=pad_collate_3d(self.ignore_index), **self._loader_options())
+        return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate_3d(self.ignore_index))
