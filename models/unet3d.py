@@ -6,7 +6,7 @@ from typing import Sequence
 from monai.networks.nets import DynUNet
 from torch import nn
 
-MODES = ("binary", "multiclass")
+from common.names import DATA_MODES
 
 
 def build_unet3d(
@@ -22,8 +22,8 @@ def build_unet3d(
     further level halving every axis (so window sides should be multiples of ``2**(len(filters)-1)``),
     transposed-convolution upsampling, no deep supervision. One output channel in binary mode,
     ``num_classes`` otherwise."""
-    if mode not in MODES:
-        raise ValueError(f"build_unet3d: mode must be one of {MODES}, got {mode!r}")
+    if mode not in DATA_MODES:
+        raise ValueError(f"build_unet3d: mode must be one of {DATA_MODES}, got {mode!r}")
     levels = len(filters)
     if levels < 3:
         raise ValueError(f"build_unet3d: filters needs at least three levels (DynUNet), got {list(filters)}")

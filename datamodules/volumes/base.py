@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from common.names import SPLITS
+from common.names import DATA_MODES, SPLITS
 from datamodules.base import BaseDataModule, check_int
 from datamodules.volumes.augment3d import Augment3D
 from datamodules.volumes.patches import VolumeForegroundIndex, VolumePatchSampler, crop3d
 
-MODES = ("multiclass", "binary")
+
 BLEND_MODES = ("gaussian", "constant")
 
 
@@ -172,8 +172,8 @@ class VolumeDataModule(BaseDataModule):
         super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
                          persistent_workers=persistent_workers)
         name = self.owner
-        if mode not in MODES:
-            raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
+        if mode not in DATA_MODES:
+            raise ValueError(f"{name}: mode must be one of {DATA_MODES}, got {mode!r}")
         if num_classes < 2 or (mode == "binary" and num_classes != 2):
             raise ValueError(f"{name}: num_classes must be >= 2 (binary: exactly 2), got {num_classes} in mode {mode!r}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
