@@ -100,7 +100,12 @@ class BaseDataModule(pl.LightningDataModule):
         return self.loader(self.datasets["train"], shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["val"])
+        return self.eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["test"])
+        return self.eval_loader("test")
+
+    def eval_loader(self, split: str) -> DataLoader:
+        """The loader of an evaluation split; a datamodule that evaluates whole images or volumes
+        (padded batches) overrides this one method."""
+        return self.loader(self.datasets[split])

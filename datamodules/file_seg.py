@@ -207,17 +207,11 @@ class FileSegDataModule(BaseDataModule):
                                self._foreground_index, seed=self.seed)
         return self.loader(dataset, sampler=sampler)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self.eval_loader("test")
 
     # ----------------------------------------------------------------- internals
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str) -> DataLoader:
         self.prepare_data_pass()
         dataset = WholeImageDataset(self._stores[split], self._normalizer)
         return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate(self.ignore_index))

@@ -21,7 +21,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from common.flatten import flatten
 from reporting.collect import Run, Skipped, parse_scalar
@@ -172,11 +172,8 @@ def group_runs(runs: list[Run]) -> Grouping:
     table_of: dict[Path, TableKey] = {}
     for (dm, model), group in sorted(by_dm_model.items()):
         keys = sorted({k for r in group for k in settings[r.path].flat if not _is_loss_key(k)})
-        split, edited = _classify(keys, group, settings, lambda s: s.table_sig)
-        roles.update({k: "table" for k in split})
-        roles.update({k: "edited" for k in edited})
-        for k, counts in edited.items():
-            warnings.append(_edited_warning(f"{dm} · {model}", k, counts))
+        split = _split_keys(keys, group, settings, lambda s: s.table_sig, "table", f"{dm} · {model}",
+                            roles, warnings)
         for r in group:
             flat = settings[r.path].flat
             label = " ".join(f"{k}={show_value(flat.get(k, ABSENT))}" for k in split)
@@ -188,11 +185,8 @@ def group_runs(runs: list[Run]) -> Grouping:
         by_table_loss[(table_of[r.path], r.loss)].append(r)
     for (table, loss), group in sorted(by_table_loss.items()):
         keys = sorted({k for r in group for k in settings[r.path].flat if _is_loss_key(k) and k != "loss._target_"})
-        split, edited = _classify(keys, group, settings, lambda s: s.row_sig)
-        roles.update({k: "row" for k in split})
-        roles.update({k: "edited" for k in edited})
-        for k, counts in edited.items():
-            warnings.append(_edited_warning(f"{table.title} · {loss}", k, counts))
+        split = _split_keys(keys, group, settings, lambda s: s.row_sig, "row", f"{table.title} · {loss}",
+                            roles, warnings)
         for r in group:
             flat = settings[r.path].flat
             params = " ".join(f"{k.removeprefix('loss.')}={show_value(flat.get(k, ABSENT))}" for k in split)
@@ -204,6 +198,16 @@ def group_runs(runs: list[Run]) -> Grouping:
         roles.setdefault(k, "cosmetic" if is_cosmetic(k) else "per-run" if is_per_run(k) else "loss name"
                          if k == "loss._target_" else "same within tables")
     return Grouping({t: dict(rows) for t, rows in sorted(tables.items())}, warnings, duplicates, roles, varying)
+
+
+def _split_keys(keys: list[str], group: list[Run], settings: dict, signature: Callable, role: str, where: str,
+                roles: dict[str, str], warnings: list[str]) -> list[str]:
+    """The keys that split ``group`` (recorded under ``role``); keys edited mid-sweep become warnings."""
+    split, edited = _classify(keys, group, settings, signature)
+    roles.update({k: role for k in split})
+    roles.update({k: "edited" for k in edited})
+    warnings.extend(_edited_warning(where, k, counts) for k, counts in edited.items())
+    return split
 
 
 def _classify(keys, group, settings, signature) -> tuple[list[str], dict[str, Counter]]:

@@ -252,14 +252,8 @@ class VolumeDataModule(BaseDataModule):
                                      self.foreground_share, seed=self.seed)
         return self.loader(dataset, sampler=sampler)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self.eval_loader("test")
 
     # ----------------------------------------------------------------- internals
     def _index_training_split(self) -> None:
@@ -274,6 +268,6 @@ class VolumeDataModule(BaseDataModule):
         self._class_counts = torch.from_numpy(counts)
         self._foreground = index
 
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str) -> DataLoader:
         dataset = WholeVolumeDataset(self.volumes()[split])
         return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate_3d(self.ignore_index))

@@ -16,40 +16,27 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from datamodules.patch_sampler import ForegroundIndex
+
 Window = tuple[int, int, int, int]  # (volume index, start x, start y, start z)
 
 
-class VolumeForegroundIndex:
-    """Per volume and foreground class, a seeded subsample of that class's voxel positions (flat indices)."""
+class VolumeForegroundIndex(ForegroundIndex):
+    """:class:`~datamodules.patch_sampler.ForegroundIndex` over ``(X, Y, Z)`` label maps, which also
+    keeps each volume's shape (volumes differ in size, unlike a 2-D split's patches)."""
 
     def __init__(self, foreground_classes: Sequence[int], max_locations: int = 10_000, seed: int = 0) -> None:
-        if max_locations < 1:
-            raise ValueError(f"max_locations must be >= 1, got {max_locations}")
-        self.foreground_classes = {int(c) for c in foreground_classes}
-        self.max_locations = max_locations
-        self.rng = np.random.default_rng(seed)
-        self.locations: dict[tuple[int, int], np.ndarray] = {}
-        self.volumes_with_class: dict[int, list[int]] = {}
+        super().__init__(foreground_classes, max_locations, seed)
         self.shapes: list[tuple[int, ...]] = []
 
     @property
-    def classes(self) -> list[int]:
-        """Foreground classes present in at least one added label map."""
-        return sorted(self.volumes_with_class)
+    def volumes_with_class(self) -> dict[int, list[int]]:
+        return self.images_with_class
 
     def add(self, labels: np.ndarray) -> None:
         """Index the next volume's ``(X, Y, Z)`` label map."""
-        volume = len(self.shapes)
         self.shapes.append(tuple(labels.shape))
-        flat = labels.ravel()
-        for c in np.flatnonzero(np.bincount(flat)).tolist():
-            if c not in self.foreground_classes:
-                continue
-            positions = np.flatnonzero(flat == c)
-            if positions.size > self.max_locations:
-                positions = np.sort(self.rng.choice(positions, size=self.max_locations, replace=False))
-            self.locations[(volume, c)] = positions
-            self.volumes_with_class.setdefault(c, []).append(volume)
+        super().add(labels)
 
 
 class VolumePatchSampler(torch.utils.data.Sampler):
