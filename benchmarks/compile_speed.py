@@ -4,6 +4,9 @@ steps) and steady-state samples/s side by side with the ratio to eager. Absolute
 machines are noise; the ratio is what matters (benchmarks/gpu.py measures the same on a GPU).
 
     python benchmarks/compile_speed.py [--steps 20] [--repeats 2]
+    OMP_NUM_THREADS=1 python benchmarks/compile_speed.py --variants eager,channels_last --steps 40 --repeats 5 \
+        model.net.encoder_depth=3 "model.net.decoder_channels=[32,16,8]" datamodule.batch_size=4
+        # the loss_benchmark_cpu model: benchmarks/results/channels_last_cpu.txt
 """
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from runtime.compose import compose_config  # noqa: E402
 VARIANTS = ("eager", "compile", "channels_last")
 
 
-def setup(out: Path):
-    cfg = compose_config([], out)
+def setup(out: Path, overrides: list[str]):
+    cfg = compose_config(overrides, out)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
     datamodule.setup("fit")
@@ -62,23 +65,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.net.encoder_depth=3")
     args = parser.parse_args()
-    first: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    rate: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or "eager" not in variants:
+        parser.error(f"--variants must include eager and come from {VARIANTS}, got {variants}")
+    first: dict[str, list[float]] = {v: [] for v in variants}
+    rate: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, batches = setup(Path(tmp))
+        cfg, batches = setup(Path(tmp), args.overrides)
         for _ in range(args.repeats):
-            for variant in VARIANTS:
+            for variant in variants:
                 torch._dynamo.reset()
                 f, r = run(cfg, batches, variant, args.steps, args.warmup)
                 first[variant].append(f)
                 rate[variant].append(r)
     eager = statistics.median(rate["eager"])
-    print(f"default model (configs/model/unet.yaml) + loss=ce, batch {batches[0]['image'].shape[0]} x "
+    print(f"model {' '.join(args.overrides) or '(configs/model/unet.yaml)'} + loss=ce, batch {batches[0]['image'].shape[0]} x "
           f"{tuple(batches[0]['image'].shape[1:])}, {args.steps} steady steps after {args.warmup} warm-up steps, "
           f"median of {args.repeats}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"{'variant':<16}{'first steps s':>14}{'samples/s':>12}{'ratio':>8}")
-    for variant in VARIANTS:
+    for variant in variants:
         r = statistics.median(rate[variant])
         print(f"{variant:<16}{statistics.median(first[variant]):>14.2f}{r:>12.2f}{r / eager:>8.3f}")
 

@@ -52,6 +52,18 @@ def running_best(values: np.ndarray, higher: bool) -> np.ndarray:
     return np.where(np.isfinite(best), best, math.nan)
 
 
+def carried_best(curves: list[np.ndarray], higher: bool, epochs: int | None = None) -> np.ndarray:
+    """``(runs, epochs)``: each run's best value so far, carried past its last epoch (a run that
+    stopped keeps the checkpoint of its best epoch) to ``epochs`` (default: the longest run), so every
+    seed counts at every epoch and no mean jumps when a run ends."""
+    epochs = epochs or max(len(c) for c in curves)
+    rows = []
+    for c in curves:
+        best = running_best(c, higher)
+        rows.append(np.concatenate([best, np.full(epochs - len(best), best[-1] if len(best) else math.nan)]))
+    return np.vstack(rows)
+
+
 def converged(values: np.ndarray | None, higher: bool, early_stopped: bool | None = None,
               tol: float = CONVERGE_TOL) -> bool | None:
     """The run record's rule (``runtime.run_record.converged``); None when it cannot be told (fewer
@@ -75,11 +87,7 @@ def budget_rows(key: dict, rows: dict[tuple[str, str], list[np.ndarray]],
         return [], None
     means = np.full((epochs, len(labels)), math.nan)
     for j, label in enumerate(labels):
-        padded = []
-        for c in rows[label]:
-            best = running_best(c, higher)
-            padded.append(np.concatenate([best, np.full(epochs - len(best), best[-1])]))
-        means[:, j] = nanmean0(np.vstack(padded))
+        means[:, j] = nanmean0(carried_best(rows[label], higher, epochs))
     ranks = pd.DataFrame(means).rank(axis=1, ascending=not higher, method="min").to_numpy()
     out = [{**key, "loss": label[0], "loss_params": label[1], "epoch": e + 1, "mean": means[e, j], "rank": ranks[e, j]}
            for j, label in enumerate(labels) for e in range(epochs)]

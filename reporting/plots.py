@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy import ndimage
 
 from common.palette import BASELINE_COLOR, class_colors, series_colors, to_display
-from reporting.budget import curve, nanmean0
+from reporting.budget import carried_best, curve, nanmean0
 from reporting.collect import Run
 from reporting.leaderboard import Leaderboard, row_labels
 from reporting.metric_names import column, higher_is_better
@@ -145,7 +145,10 @@ def class_heatmap(lb: Leaderboard, out_dir: Path, family: str = "iou") -> Path |
 
 
 def learning_curves(lb: Leaderboard, out_dir: Path) -> Path | None:
-    """Validation curve of ``rank_by`` per table: mean over seeds with a t-interval band, one colour per row."""
+    """Validation curve of ``rank_by`` per table, one colour per row: each run's best value so far,
+    carried past the epoch its run stopped at (:func:`reporting.budget.carried_best`, the numbers of
+    budget.csv), mean over the row's seeds with a t-interval band clipped to the metric's range.
+    A dot marks the epoch at which each of the row's runs ended."""
     colors = colors_for(lb)
     panels = []
     for key, part in lb.parts():
@@ -162,18 +165,24 @@ def learning_curves(lb: Leaderboard, out_dir: Path) -> Path | None:
     fig = Figure(figsize=(9.5, 3.4 * len(panels)), dpi=_DPI, layout="constrained")
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (key, base, series) in zip(axes, panels):
-        for label, curves, metric_key in series:
-            epochs = max(len(c) for c in curves)
-            stack = np.vstack([np.concatenate([c, np.full(epochs - len(c), math.nan)]) for c in curves])
+        metric = series[0][2]
+        higher = higher_is_better(metric)
+        epochs = max(len(c) for _, curves, _ in series for c in curves)
+        for label, curves, _ in series:
+            stack = carried_best(curves, higher, epochs)
             mean = nanmean0(stack)
             low, high = _band(stack, lb.confidence)
+            if higher:  # fractions: an interval of 3 seeds can reach past [0, 1]
+                low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
             x = np.arange(1, epochs + 1)
             heavy = label == base
             ax.plot(x, mean, color=colors[label], lw=2.4 if heavy else 1.2, label=f"{label} (n={len(curves)})",
                     zorder=3 if heavy else 2)
-            ax.fill_between(x, low, high, color=colors[label], alpha=0.10, lw=0)
-        ax.set_title(f"{key.title}: {series[0][2]} by epoch — mean over seeds, {lb.confidence:.0%} t band"
-                     f"{_direction(series[0][2])}", fontsize=9)
+            ax.fill_between(x, low, high, color=colors[label], alpha=0.08, lw=0)
+            ends = [len(c) for c in curves if len(c) < epochs]
+            ax.plot(ends, [mean[e - 1] for e in ends], "o", ms=2.5, color=colors[label], zorder=4)
+        ax.set_title(f"{key.title}: best {metric} so far by epoch{_direction(metric)}\nmean over seeds, "
+                     f"{lb.confidence:.0%} t band; a stopped run keeps its best; dot = a run ended", fontsize=8.5)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -12,7 +12,8 @@ datamodule, loss, model, loggers, callbacks, trainer. The datamodule is checked 
 - data → detector: ``anchor_sizes: auto`` is fitted to the training boxes and ``trainer.min_steps``
   raises ``max_epochs`` for small data sets (:mod:`runtime.detection_wiring`).
 
-``model.compile=true`` compiles the network (:mod:`runtime.compile`); the :class:`History` callback
+``model.compile=true`` compiles the network and ``model.channels_last=true`` stores its 2-D convolutions
+NHWC (:mod:`runtime.compile`); the :class:`History` callback
 collects the per-epoch curves of the record's budget fields.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from datamodules.contract import LossbenchData, missing_members
 from losses import available, loss_task
 from models.sliding_window import SlidingWindowInferer
 from models.window_inferer import VolumeInferer
-from runtime.compile import maybe_compile
+from runtime.compile import maybe_compile, use_channels_last
 from runtime.detection_wiring import wire_detection
 from runtime.history import History
 from runtime.run_record import RunRecord
@@ -119,11 +120,14 @@ def build_model(cfg: DictConfig, datamodule: LossbenchData, loss: torch.nn.Modul
     inferer = build_eval_inferer(datamodule)
     if inferer is not None and "inferer" in cfg.model and cfg.model.inferer is None:
         extra["inferer"] = inferer
-    with open_dict(cfg.model):  # `model.compile=true` switches torch.compile on; not a module argument
+    with open_dict(cfg.model):  # speed switches of runtime.compile, not module arguments
         compile_net = bool(cfg.model.pop("compile", False))
+        channels_last = bool(cfg.model.pop("channels_last", False))
     # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
     # torch.load(weights_only=True) would refuse.
     model = hydra.utils.instantiate(cfg.model, _convert_="all", **extra)
+    if channels_last:
+        use_channels_last(model.net, True)
     if compile_net:
         maybe_compile(model.net, True)
     return model

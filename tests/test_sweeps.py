@@ -248,7 +248,8 @@ def test_benchmark_presets_cover_the_registry_and_the_cpu_variant_is_a_delta(tmp
     assert sorted(losses) == sorted(set(available("segmentation")) - {"bce", "composite"})
     assert (full.hydra.sweeper.params.seed, cpu.hydra.sweeper.params.seed) == ("1,2,3,4,5", "1,2,3")
     assert (full.trainer.max_epochs, cpu.trainer.max_epochs) == (60, 40)
-    assert (full.datamodule.train_size, cpu.datamodule.train_size) == (800, 96)
+    assert (full.datamodule.train_size, cpu.datamodule.train_size) == (800, 80)
+    assert cpu.model.channels_last is True and "channels_last" not in full.model  # a speed switch measured on CPU
     assert cpu.model.net.encoder_depth == 3 and full.model.net.encoder_depth == 4
     # Early stopping may not end a run before a third of the maximum; patience is a fifth of it.
     for cfg in (full, cpu):
@@ -260,3 +261,15 @@ def test_benchmark_presets_cover_the_registry_and_the_cpu_variant_is_a_delta(tmp
     box = _compose(["experiment=box_loss_benchmark"], tmp_path)
     assert box.task == "detection" and box.hydra.callbacks.compare.baseline == "giou"
     assert sorted(box.hydra.sweeper.params.loss.split(",")) == available("detection")
+
+
+def test_a_preset_that_sets_multirun_itself_resolves_its_default_sweep_dir(tmp_path):
+    """`python train.py experiment=…` (hydra.mode: MULTIRUN in the preset, no hydra.sweep.dir on the
+    command line) used to fail with "HydraConfig was not set": paths.root_dir was ${hydra:runtime.cwd}."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "experiment=loss_benchmark_cpu", "loss=ce", "datamodule=synthetic_small",
+         "seed=1", *TINY, "hydra.callbacks.compare.enabled=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweeps = list((tmp_path / "logs" / "segmentation" / "multiruns").glob("loss_benchmark_cpu_*"))
+    assert len(sweeps) == 1 and json.loads((sweeps[0] / "0" / "metrics.json").read_text())["status"] == "completed"

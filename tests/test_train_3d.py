@@ -56,6 +56,17 @@ def test_tiny_volume_folder_run_uses_spacing_and_dataset_json(run_config, tmp_pa
     assert "test/hd95/2" in record["metrics"] and "test/nsd/1" in record["metrics"]
 
 
+@pytest.mark.parametrize("datamodule", [["datamodule=synthetic_3d"], ["datamodule=volume_folder", "datamodule.root=/data"]])
+def test_a_3d_datamodule_picks_the_3d_net_unless_model_says_otherwise(tmp_path, datamodule):
+    picked = compose_config(datamodule, tmp_path)
+    assert picked.hydra.runtime.choices["model"] == "unet3d"
+    assert picked.model.net._target_ == "models.unet3d.build_unet3d"
+    chosen = compose_config([*datamodule, "model=unet"], tmp_path)
+    assert chosen.hydra.runtime.choices["model"] == "unet"  # the command line wins
+    plain = compose_config([], tmp_path)
+    assert plain.hydra.runtime.choices["model"] == "unet"  # 2-D data keeps the 2-D default
+
+
 def test_loss_benchmark_3d_preset_lists_registered_losses(tmp_path):
     from losses import available
 

@@ -19,6 +19,8 @@ spacing in mm). Here:
 """
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,6 +35,34 @@ from datamodules.volumes.patches import VolumeForegroundIndex, VolumePatchSample
 
 
 BLEND_MODES = ("gaussian", "constant")
+log = logging.getLogger(__name__)
+
+
+def auto_patch_size(shapes: Sequence[Sequence[int]], spacings: Sequence[Sequence[float]], max_voxels: int,
+                    multiple: int) -> tuple[int, int, int]:
+    """A training window for volumes of these shapes (voxels) and spacings (mm), after nnU-Net's rule.
+
+    Start from the median shape rounded up to a multiple of ``multiple`` (a whole typical case when it
+    fits: small-organ crops such as the Decathlon hippocampus train on whole cases); while the window
+    holds more than ``max_voxels``, take ``multiple`` voxels off the axis that is longest in mm (so
+    anisotropic data keeps a window of similar extent in mm along each axis), never below
+    ``multiple``.
+
+    >>> auto_patch_size([(36, 50, 35)], [(1.0, 1.0, 1.0)], 65_536, 8)   # hippocampus-like crops
+    (40, 40, 40)
+    >>> auto_patch_size([(128, 128, 40)], [(1.0, 1.0, 3.0)], 65_536, 8)  # anisotropic MRI: 64 x 64 x 48 mm
+    (64, 64, 16)
+    """
+    median = np.median(np.asarray(shapes, dtype=np.float64), axis=0)
+    spacing = np.median(np.asarray(spacings, dtype=np.float64), axis=0)
+    patch = [max(multiple, int(math.ceil(m / multiple)) * multiple) for m in median]
+    while math.prod(patch) > max_voxels:
+        extent_mm = [p * s if p > multiple else -1.0 for p, s in zip(patch, spacing)]
+        axis = int(np.argmax(extent_mm))
+        if extent_mm[axis] < 0:
+            break  # every axis is at the minimum
+        patch[axis] -= multiple
+    return tuple(patch)
 
 
 @dataclass
@@ -135,7 +165,11 @@ class VolumeDataModule(BaseDataModule):
         mode: ``multiclass`` or ``binary`` (one-channel model, labels 0/1).
         ignore_index: label of voxels excluded from loss and metrics (padding), or ``None``.
         class_names: one per class; ``None``: background, class_1, ….
-        patch_size: training window ``[X, Y, Z]`` in voxels (after any resampling).
+        patch_size: training window ``[X, Y, Z]`` in voxels (after any resampling), or ``"auto"``:
+            sized from the training volumes by :func:`auto_patch_size` (the median case shape, cut to
+            ``patch_max_voxels`` along its longest axis in mm first, in multiples of ``patch_multiple``).
+        patch_max_voxels, patch_multiple: the voxel budget and the size divisor of ``patch_size: auto``
+            (the net's total down-sampling: 8 for the 4-level ``unet3d``).
         patches_per_epoch, batch_size: training windows per epoch and per batch.
         foreground_share: share of windows centred on a foreground voxel (nnU-Net uses 0.33).
         max_foreground_locations: per volume and class, voxel positions kept for foreground centres.
@@ -156,7 +190,9 @@ class VolumeDataModule(BaseDataModule):
         in_channels: int | None = 1,
         ignore_index: int | None = None,
         class_names: Sequence[str] | None = None,
-        patch_size: Sequence[int] = (32, 32, 32),
+        patch_size: Sequence[int] | str = (32, 32, 32),
+        patch_max_voxels: int = 65_536,
+        patch_multiple: int = 8,
         patches_per_epoch: int = 64,
         foreground_share: float = 0.33,
         max_foreground_locations: int = 10_000,
@@ -178,11 +214,18 @@ class VolumeDataModule(BaseDataModule):
             raise ValueError(f"{name}: num_classes must be >= 2 (binary: exactly 2), got {num_classes} in mode {mode!r}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
             raise ValueError(f"{name}: ignore_index must lie outside [0, {num_classes}) or be null, got {ignore_index}")
-        patch = tuple(int(p) for p in patch_size)
-        if len(patch) != 3 or min(patch) < 1:
-            raise ValueError(f"{name}: patch_size must be three positive ints [X, Y, Z], got {list(patch_size)}")
+        if isinstance(patch_size, str):
+            if patch_size != "auto":
+                raise ValueError(f"{name}: patch_size must be three positive ints [X, Y, Z] or 'auto', got {patch_size!r}")
+            patch = None
+        else:
+            patch = tuple(int(p) for p in patch_size)
+            if len(patch) != 3 or min(patch) < 1:
+                raise ValueError(f"{name}: patch_size must be three positive ints [X, Y, Z] or 'auto', "
+                                 f"got {list(patch_size)}")
         for arg, value, low in (("patches_per_epoch", patches_per_epoch, 1), ("eval_batch_size", eval_batch_size, 1),
-                                ("max_foreground_locations", max_foreground_locations, 1)):
+                                ("max_foreground_locations", max_foreground_locations, 1),
+                                ("patch_max_voxels", patch_max_voxels, 1), ("patch_multiple", patch_multiple, 1)):
             check_int(name, arg, value, low)
         if not 0.0 <= foreground_share <= 1.0:
             raise ValueError(f"{name}: foreground_share must be in [0, 1], got {foreground_share!r}")
@@ -195,13 +238,23 @@ class VolumeDataModule(BaseDataModule):
         self.class_names = list(class_names) if class_names is not None else \
             ["background"] + [f"class_{k}" for k in range(1, num_classes)]
         self.patch_size = patch
+        self.patch_max_voxels = patch_max_voxels
+        self.patch_multiple = patch_multiple
         self.patches_per_epoch = patches_per_epoch
         self.foreground_share = float(foreground_share)
         self.max_foreground_locations = max_foreground_locations
         self.eval_batch_size = eval_batch_size
-        self.eval_window = self._check_window(dict(sliding_window or {}), patch, name)
+        self._window = self._check_window(dict(sliding_window or {}), name)
         self.augment = Augment3D.from_config(augment)
         self._stores: dict[str, VolumeStore] | None = None
+
+    @property
+    def eval_window(self) -> dict[str, Any]:
+        """The evaluation window (:mod:`datamodules.contract`): ``patch_size`` plus the sliding-window
+        options; with ``patch_size: auto`` reading it loads the volumes (the size comes from them)."""
+        if self.patch_size is None:
+            self.volumes()
+        return {"patch_size": list(self.patch_size), **self._window}
 
     # ----------------------------------------------------------------- subclass API
     def load_volumes(self) -> dict[str, VolumeStore]:
@@ -210,12 +263,12 @@ class VolumeDataModule(BaseDataModule):
 
     # ----------------------------------------------------------------- public API
     @staticmethod
-    def _check_window(window: dict[str, Any], patch: tuple[int, ...], name: str) -> dict[str, Any]:
+    def _check_window(window: dict[str, Any], name: str) -> dict[str, Any]:
         accepted = {"overlap", "mode", "sigma_scale", "sw_batch_size", "whole_volume_max_voxels"}
         unknown = set(window) - accepted
         if unknown:
             raise ValueError(f"{name}: sliding_window has unknown key(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
-        out = {"patch_size": list(patch), "overlap": float(window.get("overlap", 0.25)),
+        out = {"overlap": float(window.get("overlap", 0.25)),
                "mode": window.get("mode", "gaussian"), "sigma_scale": float(window.get("sigma_scale", 0.125)),
                "sw_batch_size": int(window.get("sw_batch_size", 2)),
                "whole_volume_max_voxels": int(window.get("whole_volume_max_voxels", 0))}
@@ -236,6 +289,13 @@ class VolumeDataModule(BaseDataModule):
             if empty:
                 raise ValueError(f"{type(self).__name__}: empty split(s) {empty}; every split needs at least one volume")
             self._stores = stores
+            if self.patch_size is None:
+                store = stores["train"]
+                shapes = [store[k].labels.shape for k in range(len(store))]
+                spacings = [store[k].spacing for k in range(len(store))]
+                self.patch_size = auto_patch_size(shapes, spacings, self.patch_max_voxels, self.patch_multiple)
+                log.info("%s: patch_size auto -> %s (median training case %s voxels)", self.owner,
+                         list(self.patch_size), [int(v) for v in np.median(np.array(shapes), axis=0)])
             self._index_training_split()
         return self._stores
 

@@ -66,7 +66,31 @@ class CaseFiles:
 
 
 def _nifti_files(folder: Path) -> dict[str, Path]:
-    return {stem: path for path in sorted(folder.iterdir()) if (stem := nifti_stem(path)) is not None}
+    """The NIfTI files in ``folder`` by case name. Hidden files are skipped with a warning: the
+    Decathlon archives ship a macOS ``._<case>.nii.gz`` metadata file next to every case, which is
+    not a volume."""
+    files, hidden = {}, []
+    for path in sorted(folder.iterdir()):
+        stem = nifti_stem(path)
+        if stem is None:
+            continue
+        if path.name.startswith("."):
+            hidden.append(path.name)
+        else:
+            files[stem] = path
+    if hidden:
+        log.warning("%s: skipped %d hidden file(s) that are not volumes (e.g. macOS '._' metadata): %s",
+                    folder, len(hidden), _shown(hidden))
+    return files
+
+
+def _label_names(labels: Any) -> dict[str, str] | Any:
+    """``dataset.json`` "labels" as ``{"0": "background", "1": ...}``: the Decathlon writes it that way,
+    nnU-Net v2 the other way round (``{"background": 0, "Anterior": 1}``), which is inverted here."""
+    if isinstance(labels, dict) and labels and all(isinstance(v, int) and not isinstance(v, bool)
+                                                   for v in labels.values()):
+        return {str(v): str(k) for k, v in labels.items()}
+    return labels
 
 
 def _shown(names: Sequence[str]) -> str:
@@ -205,7 +229,7 @@ class VolumeFolderDataModule(VolumeDataModule):
             raise ValueError(f"VolumeFolderDataModule: split_fractions must be three shares (train, val, test) "
                              f"summing to 1 with train and val > 0, got {list(split_fractions)}")
         self.cases, self.meta = list_cases(self.root)
-        label_names = self.meta.get("labels")
+        label_names = _label_names(self.meta.get("labels"))
         if num_classes is None:
             if not isinstance(label_names, dict) or not label_names:
                 raise ValueError(f"{self.source}: num_classes is null and dataset.json has no \"labels\"; set "

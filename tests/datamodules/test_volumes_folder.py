@@ -131,3 +131,50 @@ def test_unknown_normalization_and_missing_num_classes(decathlon, tmp_path):
     (decathlon / "dataset.json").unlink()
     with pytest.raises(ValueError, match="num_classes is null"):
         VolumeFolderDataModule(decathlon, **SMALL)
+
+
+@pytest.mark.parametrize("shapes, spacing, budget, expected", [
+    ([(36, 50, 35), (34, 48, 37), (40, 52, 33)], (1.0, 1.0, 1.0), 65_536, (40, 40, 40)),  # hippocampus-like
+    ([(36, 50, 35)], (1.0, 1.0, 1.0), 100_000, (40, 56, 40)),  # a whole case when it fits
+    ([(64, 64, 40)] * 3, (1.0, 1.0, 3.0), 65_536, (64, 64, 16)),  # anisotropic: z is longest in mm, cut first
+    ([(512, 512, 120)], (0.8, 0.8, 2.5), 65_536, (64, 64, 16)),  # large CT: 51 x 51 x 40 mm
+    ([(5, 3, 2)], (1.0, 1.0, 1.0), 10, (8, 8, 8)),  # never below the multiple
+])
+def test_auto_patch_size_follows_the_median_case_and_the_voxel_budget(shapes, spacing, budget, expected):
+    from datamodules.volumes.base import auto_patch_size
+
+    patch = auto_patch_size(shapes, [spacing] * len(shapes), budget, 8)
+    assert patch == expected
+    assert all(p % 8 == 0 for p in patch)
+
+
+def test_patch_size_auto_is_resolved_from_the_training_volumes(decathlon):
+    dm = VolumeFolderDataModule(decathlon, **{**SMALL, "patch_size": "auto", "patch_max_voxels": 256, "patch_multiple": 4})
+    assert dm.patch_size is None
+    window = dm.eval_window  # reading it loads the volumes
+    # median case 12 x 10 x 6 at ~1 x 1 x 3 mm -> 12 x 12 x 8 (1152 voxels) -> cut z (24 mm) then x, y
+    assert tuple(window["patch_size"]) == dm.patch_size and dm.patch_size == (8, 8, 4)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape[2:] == (8, 8, 4)
+    with pytest.raises(ValueError, match="patch_size must be three positive ints .* or 'auto', got 'big'"):
+        VolumeFolderDataModule(decathlon, **{**SMALL, "patch_size": "big"})
+
+
+def test_macos_metadata_files_of_the_decathlon_archives_are_skipped_with_a_warning(decathlon, caplog):
+    for folder in ("imagesTr", "labelsTr"):  # what the Decathlon tarballs hold next to every case
+        for path in list((decathlon / folder).iterdir())[:3]:
+            (decathlon / folder / f"._{path.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    with caplog.at_level("WARNING"):
+        dm = VolumeFolderDataModule(decathlon, **SMALL)
+    assert len(dm.cases) == 8 and not any(c.name.startswith(".") for c in dm.cases)
+    assert "skipped 3 hidden file(s)" in caplog.text and "._mri_000.nii.gz" in caplog.text
+    assert sum(len(v) for v in dm.volumes().values()) == 8
+
+
+def test_nnunet_v2_dataset_json_labels_are_read_the_other_way_round(decathlon):
+    meta = json.loads((decathlon / "dataset.json").read_text())
+    meta["labels"] = {"background": 0, "body": 1, "tail": 2}  # nnU-Net v2: name -> id
+    meta["channel_names"] = meta.pop("modality")
+    (decathlon / "dataset.json").write_text(json.dumps(meta))
+    dm = VolumeFolderDataModule(decathlon, **SMALL)
+    assert dm.num_classes == 3 and dm.class_names == ["background", "body", "tail"] and dm.in_channels == 1

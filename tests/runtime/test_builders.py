@@ -78,3 +78,17 @@ def test_the_eval_window_becomes_the_models_inferer(run_config):
     loss = torch.nn.CrossEntropyLoss()
     assert build_model(cfg, data, loss).inferer.overlap == 0.5
     assert build_model(cfg, _WindowedData(None), loss).inferer is None
+
+
+@pytest.mark.parametrize("switch, expected", [(None, torch.contiguous_format), ("true", torch.channels_last),
+                                              ("false", torch.contiguous_format)])
+def test_model_channels_last_switch_converts_the_nets_2d_convolutions(run_config, switch, expected):
+    overrides = ["debug=fast"] + ([f"+model.channels_last={switch}"] if switch else [])
+    cfg = run_config(*overrides)
+    model = build_model(cfg, _WindowedData(None), torch.nn.CrossEntropyLoss())
+    convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert convs and all(c.weight.is_contiguous(memory_format=expected) for c in convs)
+    assert "channels_last" not in cfg.model  # a switch, not a module argument
+    # logits keep their values: the memory format does not change the maths
+    x = torch.randn(2, 3, 32, 32)
+    assert model.net(x).shape == (2, 6, 32, 32)
