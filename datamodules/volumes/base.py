@@ -289,13 +289,6 @@ class VolumeDataModule(BaseDataModule):
             if empty:
                 raise ValueError(f"{type(self).__name__}: empty split(s) {empty}; every split needs at least one volume")
             self._stores = stores
-            if self.patch_size is None:
-                store = stores["train"]
-                shapes = [store[k].labels.shape for k in range(len(store))]
-                spacings = [store[k].spacing for k in range(len(store))]
-                self.patch_size = auto_patch_size(shapes, spacings, self.patch_max_voxels, self.patch_multiple)
-                log.info("%s: patch_size auto -> %s (median training case %s voxels)", self.owner,
-                         list(self.patch_size), [int(v) for v in np.median(np.array(shapes), axis=0)])
             self._index_training_split()
         return self._stores
 
@@ -320,13 +313,21 @@ class VolumeDataModule(BaseDataModule):
         store = self._stores["train"]
         counts = np.zeros(self.num_classes, dtype=np.float64)
         index = VolumeForegroundIndex(range(1, self.num_classes), self.max_foreground_locations, seed=self.seed)
-        for k in range(len(store)):
-            labels = store[k].labels
+        shapes, spacings = [], []
+        for k in range(len(store)):  # one pass: a store that does not cache re-reads a case on every access
+            volume = store[k]
+            labels = volume.labels
+            shapes.append(labels.shape)
+            spacings.append(volume.spacing)
             bins = np.bincount(labels.ravel().astype(np.int64))
             counts += np.pad(bins, (0, max(self.num_classes - bins.size, 0)))[: self.num_classes]
             index.add(np.where(labels == self.ignore_index, 0, labels) if self.ignore_index is not None else labels)
         self._class_counts = torch.from_numpy(counts)
         self._foreground = index
+        if self.patch_size is None:
+            self.patch_size = auto_patch_size(shapes, spacings, self.patch_max_voxels, self.patch_multiple)
+            log.info("%s: patch_size auto -> %s (median training case %s voxels)", self.owner,
+                     list(self.patch_size), [int(v) for v in np.median(np.array(shapes), axis=0)])
 
     def eval_loader(self, split: str) -> DataLoader:
         dataset = WholeVolumeDataset(self.volumes()[split])
