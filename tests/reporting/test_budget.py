@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reporting.budget import budget_rows, converged, running_best
+from reporting.budget import budget_rows, carried_best, converged, nanmean0, running_best
 
 
 @pytest.mark.parametrize("values,expected", [
@@ -61,3 +61,16 @@ def test_csv_fallback_leaves_out_the_final_evaluation_of_the_best_checkpoint(tmp
     values = curve(read_run(run_dir), "val/miou")
     assert list(values) == [0.1, 0.3, 0.5]
     assert converged(values, True) is False
+
+
+def test_carried_best_keeps_every_seed_at_every_epoch():
+    """The learning-curve mean must not jump when a seed stops early: a stopped run keeps its best."""
+    curves = [np.array([0.2, 0.6, 0.5]), np.array([0.1, 0.3, 0.4, 0.7, 0.65]), np.array([float("nan"), 0.2])]
+    stack = carried_best(curves, higher=True)
+    assert stack.shape == (3, 5)
+    np.testing.assert_allclose(stack[0], [0.2, 0.6, 0.6, 0.6, 0.6])  # stopped after 3 epochs at its best 0.6
+    np.testing.assert_allclose(stack[1], [0.1, 0.3, 0.4, 0.7, 0.7])
+    np.testing.assert_allclose(stack[2], [np.nan, 0.2, 0.2, 0.2, 0.2])
+    np.testing.assert_allclose(nanmean0(stack)[-1], (0.6 + 0.7 + 0.2) / 3)  # all three seeds count at the end
+    lower = carried_best([np.array([5.0, 3.0, 4.0])], higher=False, epochs=4)
+    np.testing.assert_allclose(lower[0], [5.0, 3.0, 3.0, 3.0])
