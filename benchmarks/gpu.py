@@ -39,6 +39,7 @@ from runtime.compose import compose_config  # noqa: E402
 
 RESULT = REPO / "benchmarks" / "results" / "gpu.txt"
 DETECTION_MODELS = ("retinanet", "fcos")
+VOLUME_MODELS = ("unet3d",)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -71,11 +72,16 @@ def smoke(device: str, dry: bool, out: Path) -> list[str]:
     lines = ["## bf16 smoke (one training and one validation batch, precision=bf16-mixed)"]
     sizes = (["datamodule.image_size=64", "datamodule.batch_size=2", "datamodule.train_size=4",
               "datamodule.val_size=2", "datamodule.test_size=2"] if dry else [])
+    volume_sizes = (["datamodule.volume_size=[16,16,16]", "datamodule.patch_size=[16,16,16]",
+                     "datamodule.patches_per_epoch=2", "datamodule.train_size=2", "datamodule.val_size=1",
+                     "datamodule.test_size=1"] if dry else [])
     for name in sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml")):
-        task = ["task=detection"] if name in DETECTION_MODELS else []
+        # each model on data of its kind: detection heads on boxes, 3-D nets on volumes
+        task = (["task=detection", *sizes] if name in DETECTION_MODELS else
+                ["datamodule=synthetic_3d", *volume_sizes] if name in VOLUME_MODELS else sizes)
         start = time.perf_counter()
         try:
-            _, datamodule, model = _parts([*task, f"model={name}", *sizes], out / f"smoke_{name}")
+            _, datamodule, model = _parts([*task, f"model={name}"], out / f"smoke_{name}")
             _trainer(device, fast_dev_run=1).fit(model, datamodule=datamodule)
             status = "ok"
         except Exception as error:  # one broken model must not hide the others' results

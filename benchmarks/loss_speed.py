@@ -1,11 +1,15 @@
 """Forward+backward time and autograd memory of every segmentation loss vs. its peer implementations.
 
-    python benchmarks/loss_speed.py [--reps 5] [--cases 2d_c8,2d_c21,3d_c4] [--threads 1]
+    python benchmarks/loss_speed.py [--reps 15] [--cases 2d_c8,2d_c21,3d_c4] [--threads 1]
 
 For each case (N, C, spatial) and loss, every implementation gets identical logits/targets. Time is
-the CPU time of this process (``time.process_time``, one intra-op thread) for the fastest of
-``--reps`` forward+backward passes after one warm-up, run interleaved with the peers: on a machine
-shared with other jobs, wall-clock time mostly measures the scheduler, CPU time measures the work. Memory is the size of the
+the CPU time of this process (``time.process_time``, one intra-op thread) of a forward+backward
+pass after one warm-up, over ``--reps`` rounds that run every implementation once, interleaved: on a
+machine shared with other jobs, wall-clock time mostly measures the scheduler, CPU time measures
+the work. The time ratio is the median over rounds of ours / the fastest peer *in the same round*
+(both see the same machine state), with a distribution-free 95 % interval for that median (order
+statistics of Binomial(reps, 1/2); needs ``--reps`` >= 6); ``ours ms`` / ``peer ms`` are the fastest
+rounds. Memory is the size of the
 tensors autograd saves for the backward pass (distinct storages, excluding the logits and the
 target themselves), counted with ``torch.autograd.graph.saved_tensors_hooks``: it is the memory a
 loss adds to a training step's activation peak, it is deterministic, and it works on CPU where
@@ -15,6 +19,8 @@ times are noise on a shared machine, ratios measured in the same run are what ma
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -117,9 +123,10 @@ def saved_mib(fn: LossFn, logits: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def measure(impls: dict[str, LossFn], logits: torch.Tensor, target: torch.Tensor, reps: int
-            ) -> dict[str, tuple[float, float]]:
-    """{name: (fastest forward+backward seconds, MiB saved)}; runs interleaved so load spikes on a
-    shared machine hit every implementation alike, and the minimum filters the remaining ones."""
+            ) -> dict[str, tuple[list[float], float]]:
+    """{name: (forward+backward seconds per round, MiB saved)}; the rounds run every implementation
+    once, interleaved, so load spikes on a shared machine hit them alike and round r of two
+    implementations can be compared with each other."""
     usable = {}
     for name, fn in impls.items():
         try:
@@ -131,7 +138,26 @@ def measure(impls: dict[str, LossFn], logits: torch.Tensor, target: torch.Tensor
     for _ in range(reps):
         for name, fn in usable.items():
             times[name].append(step_time(fn, logits, target))
-    return {name: (min(times[name]), saved_mib(fn, logits, target)) for name, fn in usable.items()}
+    return {name: (times[name], saved_mib(fn, logits, target)) for name, fn in usable.items()}
+
+
+def paired_ratio(ours: list[float], peer: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Median of the per-round ratios ``ours[r] / peer[r]`` and a distribution-free ``level``
+    interval for it: order statistics ``(X_(k), X_(n-k+1))`` with the largest ``k`` such that
+    ``2 P(Binomial(n, 1/2) <= k - 1) <= 1 - level`` (NaN bounds when ``n`` is too small for any)."""
+    if len(ours) != len(peer) or not ours:
+        raise ValueError(f"paired_ratio: needs equally many rounds, got {len(ours)} and {len(peer)}")
+    ratios = sorted(o / p for o, p in zip(ours, peer))
+    n = len(ratios)
+    k, tail = 0, 0.0
+    while True:  # tail = P(B <= k) for B ~ Binomial(n, 1/2)
+        tail += math.comb(n, k) / 2**n
+        if 2 * tail > 1 - level:
+            break
+        k += 1
+    if k == 0:
+        return statistics.median(ratios), math.nan, math.nan
+    return statistics.median(ratios), ratios[k - 1], ratios[n - k]
 
 
 def run(case: str, reps: int, names: list[str]) -> None:
@@ -147,20 +173,21 @@ def run(case: str, reps: int, names: list[str]) -> None:
         results = measure({"ours": ours(name, c), **peers(name, c, len(spatial))}, logits, target, reps)
         t_ours, m_ours = results.pop("ours")
         if not results:
-            print(f"{case:7} {name:17} {'(no peer)':>9} {t_ours * 1e3:9.1f} {'':>9} {'':>6} "
-                  f"{m_ours:9.1f} {'':>9} {'':>6}", flush=True)
+            print(f"{case:7} {name:17} {'(no peer)':>13} {min(t_ours) * 1e3:8.1f} {'':>8} {'':>17} "
+                  f"{m_ours:8.1f} {'':>8} {'':>6}", flush=True)
             continue
-        fast_peer = min(results, key=lambda k: results[k][0])
+        fast_peer = min(results, key=lambda k: min(results[k][0]))
         light_peer = min(results, key=lambda k: results[k][1])
         t_peer, m_peer = results[fast_peer][0], results[light_peer][1]
-        print(f"{case:7} {name:17} {fast_peer + '/' + light_peer:>9} {t_ours * 1e3:9.1f} "
-              f"{t_peer * 1e3:9.1f} {t_ours / t_peer:6.2f} {m_ours:9.1f} {m_peer:9.1f} "
+        ratio, low, high = paired_ratio(t_ours, t_peer)
+        print(f"{case:7} {name:17} {fast_peer + '/' + light_peer:>13} {min(t_ours) * 1e3:8.1f} "
+              f"{min(t_peer) * 1e3:8.1f} {ratio:5.2f} [{low:4.2f}, {high:4.2f}] {m_ours:8.1f} {m_peer:8.1f} "
               f"{m_ours / max(m_peer, 1e-9):6.2f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=15, help="rounds; >= 6 for a 95 %% interval")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--losses", default="ce,weighted_ce,bce,focal,dice,jaccard,tversky,focal_tversky,"
                         "generalized_dice,mcc,lovasz,lovasz_per_image,cldice,dice_ce,dice_focal,topk_ce,unified_focal")
@@ -169,11 +196,13 @@ def main() -> None:
                              "measure scheduler stalls (one per op), not the work")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    header = (f"{'case':7} {'loss':17} {'peer t/m':>9} {'ours ms':>9} {'peer ms':>9} {'t ratio':>6} "
-              f"{'ours MiB':>9} {'peer MiB':>9} {'m ratio':>6}")
-    print(f"torch {torch.__version__}, {args.threads} threads, fastest of {args.reps} interleaved runs; "
+    header = (f"{'case':7} {'loss':17} {'peer t/m':>13} {'ours ms':>8} {'peer ms':>8} {'t ratio [95% CI]':>17} "
+              f"{'ours MiB':>8} {'peer MiB':>8} {'m ratio':>6}")
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved rounds; "
           f"cases (N, C, spatial): {', '.join(f'{k}={v}' for k, v in CASES.items())}")
-    print("peer t/m: fastest peer / lightest peer; ratio = ours / that peer (< 1: ours is better)")
+    print("peer t/m: fastest peer / lightest peer; t ratio: median over rounds of ours / fastest peer in "
+          "that round, 95 % interval of the median; ms: fastest round; m ratio: ours / lightest peer "
+          "(< 1: ours is better)")
     print(header)
     for case in args.cases.split(","):
         run(case, args.reps, args.losses.split(","))

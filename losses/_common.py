@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from common.checks import check_choice, check_range  # noqa: F401  (re-exported for the losses)
 from common.names import REDUCTIONS  # noqa: F401
@@ -279,6 +280,49 @@ class _TargetLogSoftmax(torch.autograd.Function):
         return grad_scores.scatter_add_(1, target.unsqueeze(1), grad), None
 
 
+def target_nll_sum(scores: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """``sum_i w_i * -log softmax(x_i)_{y_i}`` over positions ``i`` of ``(N, C, P)`` logits and an
+    ``(N, P)`` target, ``w`` an ``(N, P)`` weight map (``None``: all 1) — cross-entropy reduced
+    in one autograd node. Same value as ``F.cross_entropy(..., reduction="sum")``."""
+    return _TargetNLLSum.apply(scores, target, weight)
+
+
+class _TargetNLLSum(torch.autograd.Function):
+    """Reduced cross-entropy with a backward of three passes over ``(N, C, P)``: ``exp`` of the
+    saved log-softmax, the per-position scale, and a scatter of ``-scale`` at the target class.
+
+    torch's CPU ``cross_entropy`` backward zero-fills a ``(N, C, P)`` buffer for ``nll_loss``,
+    scatters into it and runs ``log_softmax``'s backward (two reads, one write), allocating two
+    ``(N, C, P)`` tensors on the way; this node allocates one. It saves what torch's saves (the
+    log-softmax) and leaves it intact, so a second ``backward`` (``retain_graph=True``) is
+    exact; the gradient has no graph of its own (a second-order derivative raises, as for the other
+    hand-written nodes here).
+    """
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+        log_p = F.log_softmax(scores, dim=1)
+        log_pt = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+        ctx.save_for_backward(log_p, target, weight)
+        total = log_pt.sum() if weight is None else torch.dot(log_pt.reshape(-1), weight.reshape(-1))
+        return total.neg()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        log_p, target, weight = ctx.saved_tensors
+        # d/dx_c of -w log p_y = w (p_c - [c = y])
+        out = torch.exp(log_p)
+        if weight is None:
+            out.mul_(grad)
+            at_target = grad.neg().expand(target.shape)
+        else:
+            scale = weight * grad
+            out.mul_(scale.unsqueeze(1))
+            at_target = scale.neg_()
+        return out.scatter_add_(1, target.unsqueeze(1), at_target.unsqueeze(1)), None, None
+
+
 class _SoftmaxClassStats(torch.autograd.Function):
     """``softmax(x, 1)`` reduced to per-class ``(tp, sum_p, sum_t)`` (see ``SegInput.class_stats``)
     and, with ``with_log_pt``, also ``log p_y`` per position (else an empty tensor).
@@ -316,11 +360,8 @@ class _SoftmaxClassStats(torch.autograd.Function):
     def backward(ctx, g_tp: Tensor, g_sp: Tensor, _: Tensor, g_log_pt: Tensor
                  ) -> tuple[Tensor, None, None, None]:
         p, target, valid, p_true = ctx.saved_tensors
-        n, c, _ = p.shape
         index = target.unsqueeze(1)
-        # g_tp at each position's class: index_select from the flat (N*C) table is a plain gather
-        flat = (target + torch.arange(0, n * c, c, device=target.device).unsqueeze(1)).flatten()
-        g_true = g_tp.reshape(-1).index_select(0, flat).view_as(p_true)
+        g_true = g_tp.gather(1, target)  # g_tp at each position's class, (N, P)
         # the region terms' gradients are zero on ignored positions: scale by v_i before adding g_l
         direct = p_true * g_true  # p_y g_tp_y, (N, P)
         if valid is not None:

@@ -161,10 +161,14 @@ class SegmentationLoss(nn.Module):
             loss_map = loss_map * pixel_weights
         if self.reduction == "none":
             return self._unflatten(loss_map, inp)
-        total = loss_map.sum()
+        return self.reduce_pixel_sum(loss_map.sum(), pixel_weights, loss_map.numel())
+
+    def reduce_pixel_sum(self, total: Tensor, pixel_weights: Tensor | None, positions: int) -> Tensor:
+        """``sum`` / ``mean`` reduction of a pixel loss already summed (with ``pixel_weights``) over
+        ``positions`` positions: the mean divides by the summed weights."""
         if self.reduction == "sum":
             return total
-        count = pixel_weights.sum() if pixel_weights is not None else loss_map.new_tensor(loss_map.numel())
+        count = pixel_weights.sum() if pixel_weights is not None else total.new_tensor(float(positions))
         # an all-ignored batch has total == 0, so the clamp yields 0 (with a gradient), never NaN
         return total / count.clamp_min(1e-12)
 

@@ -14,13 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import SegInput, check_range, logit_bce_sum
+from losses._common import SegInput, check_range, logit_bce_sum, target_nll_sum
 from losses.base import SegmentationLoss
 from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import register
-
-
-_NO_LABEL = torch.iinfo(torch.int64).min
 
 
 def pixel_ce(inp: SegInput, label_smoothing: float = 0.0, pos_weight: Tensor | None = None) -> Tensor:
@@ -86,30 +83,21 @@ class CrossEntropyLoss(SegmentationLoss):
         check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
         self.label_smoothing = float(label_smoothing)
 
-    #: multiclass inputs with at most this many classes (with class weights: ``..._weighted``) use
-    #: torch's fused ``cross_entropy``; above, ``log_prob_of_target`` is faster and saves no
-    #: ``(N, C, P)`` tensor (benchmarks/loss_speed.py; see docs/losses.md)
-    fused_max_classes: int = 4
-    fused_max_classes_weighted: int = 8
-
     def compute(self, inp: SegInput) -> Tensor:
         if inp.mode != "multiclass" and inp.from_logits and self.reduction != "none":
             return self._fused_sigmoid_ce(inp)
-        if self._fused_multiclass(inp):
-            # nothing equals our ignore_index (SegInput checked); torch's default -100 must not be
-            # silently ignored either, so an unset ignore_index becomes a value no label takes
-            ignore = _NO_LABEL if self.ignore_index is None else self.ignore_index
-            return F.cross_entropy(inp.scores, inp.target, weight=self.weights_for(inp), ignore_index=ignore,
-                                   reduction=self.reduction)
+        if self._reduced_multiclass(inp):
+            weights = self.pixel_weights(inp)
+            total = target_nll_sum(inp.scores, inp.target, weights)
+            return self.reduce_pixel_sum(total, weights, inp.target.numel())
         return self.reduce_pixels(pixel_ce(inp, self.label_smoothing), inp, self.pixel_weights(inp))
 
-    def _fused_multiclass(self, inp: SegInput) -> bool:
-        """Whether torch's ``cross_entropy`` computes this call: logits, no smoothing, nothing
-        ignored (ours returns 0, torch NaN, for an all-ignored batch), a reduction, at most
-        :attr:`fused_max_classes` classes, and no other term sharing ``inp``."""
-        limit = self.fused_max_classes if self.class_weights is None else self.fused_max_classes_weighted
+    def _reduced_multiclass(self, inp: SegInput) -> bool:
+        """Whether one reduced cross-entropy node computes this call
+        (:func:`~losses._common.target_nll_sum`): logits, no smoothing, a reduction, and no other
+        term sharing ``inp``; class weights and ignored positions enter as its weight map."""
         return (inp.from_logits and self.label_smoothing == 0.0 and self.reduction != "none"
-                and inp.valid is None and inp.num_channels <= limit and inp.plan <= self.uses)
+                and inp.plan <= self.uses)
 
     def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
         """Binary/multilabel: one fused call that also weights and reduces (same value as

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
 from losses import build_loss
+from losses._common import target_nll_sum
 from tests.losses.loss_inputs import IGNORE, grads, make_inputs
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -179,3 +180,43 @@ def test_weighted_ce_auto_uses_counts():
     w = w / w.mean()
     torch.testing.assert_close(loss.class_weights, w)
     assert_close(loss(logits, target), F.cross_entropy(logits, target, weight=w))
+
+
+@pytest.mark.parametrize("c", [2, 5, 21])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("upstream", [1.0, -3.0, 0.0])
+def test_reduced_ce_node_matches_torch_on_hostile_logits(c, weighted, upstream):
+    """target_nll_sum (the node behind reduced multiclass ce): value and gradient equal torch's
+    cross_entropy(reduction="sum") for ±1e4 logits, zero weights and a negative / zero upstream
+    gradient (the backward scales by it, so its sign must survive)."""
+    g = torch.Generator().manual_seed(c)
+    logits = torch.randn(3, c, 40, generator=g, dtype=torch.float64) * 3
+    logits[0, :, :10] = torch.where(torch.rand(c, 10, generator=g) < 0.5, -1e4, 1e4)
+    target = torch.randint(0, c, (3, 40), generator=g)
+    weight = torch.rand(3, 40, generator=g, dtype=torch.float64) * (torch.rand(3, 40, generator=g) < 0.7)
+    x, rx = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    ours = target_nll_sum(x, target, weight if weighted else None)
+    ref = F.cross_entropy(rx, target, reduction="none")
+    ref = (ref * weight).sum() if weighted else ref.sum()
+    (ours * upstream).backward()
+    (ref * upstream).backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(x.grad, rx.grad, rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(x.grad).all()
+
+
+def test_reduced_ce_node_backward_twice_and_not_double_differentiable():
+    """retain_graph: a second backward adds the same gradient (the saved log-softmax is left
+    intact); create_graph: an error, not a silently wrong second derivative."""
+    logits, target = torch.randn(2, 4, 6, 6, requires_grad=True), torch.randint(0, 4, (2, 6, 6))
+    loss = build_loss("ce", mode="multiclass")
+    value = loss(logits, target)
+    value.backward(retain_graph=True)
+    first = logits.grad.clone()
+    value.backward()
+    torch.testing.assert_close(logits.grad, 2 * first)
+    torch.testing.assert_close(first, torch.autograd.grad(F.cross_entropy(logits, target), logits)[0])
+    (grad,) = torch.autograd.grad(loss(logits, target), logits, create_graph=True)
+    assert grad.grad_fn is None  # second-order use raises instead of returning a wrong value
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
