@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import shutil
 import subprocess
 import sys
 
@@ -56,3 +57,16 @@ def test_one_row_of_the_table_runs_against_torch():
     ratio, low, high = (float(row.group(i)) for i in (3, 4, 5))
     assert 0 < low <= ratio <= high
     assert float(row.group(6)) == float(row.group(7)) == 8.0  # both save one (2, 4, 64^3) float32 tensor
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_fused_bound_compares_ours_the_peers_and_a_compiled_formula():
+    spec = importlib.util.spec_from_file_location("benchmarks_fused_bound", REPO / "benchmarks" / "fused_bound.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.main(["--cases", "3d_c4", "--losses", "ce", "--reps", "6"])
+    rows = dict(re.findall(r"^3d_c4\s+ce\s+(ours|torch|smp|compiled textbook)\s+[\d.]+\s+([\d.]+) \[", text, re.M))
+    assert set(rows) == {"ours", "torch", "smp", "compiled textbook"}
+    assert float(rows["torch"]) == 1.0  # the fastest eager peer is the reference of every ratio
+    assert re.search(r"compiled textbook\s+[\d.]+\s+[\d.]+ \[[\d.]+, [\d.]+\]\s+[\d.]+$", text, re.M)
