@@ -110,11 +110,9 @@ class CrossEntropyLoss(SegmentationLoss):
             t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         if weights is None:
             total = logit_bce_sum(inp.scores, t)
-            return total if self.reduction == "sum" else total / max(t.numel(), 1)
-        total = F.binary_cross_entropy_with_logits(inp.scores, t, weight=weights, reduction="sum")
-        if self.reduction == "sum":
-            return total
-        return total / weights.sum().clamp_min(1e-12)
+        else:
+            total = F.binary_cross_entropy_with_logits(inp.scores, t, weight=weights, reduction="sum")
+        return self.reduce_pixel_sum(total, weights, t.numel())
 
 
 @register("weighted_ce")
@@ -191,14 +189,12 @@ class BCELoss(SegmentationLoss):
             weights = self.pixel_weights(inp)
             if weights is None and pw is None:
                 total = logit_bce_sum(inp.scores, inp.target)
-                return total if self.reduction == "sum" else total / max(inp.target.numel(), 1)
-            if self.reduction == "mean" and weights is None:
+            elif self.reduction == "mean" and weights is None:
                 return F.binary_cross_entropy_with_logits(inp.scores, inp.target, pos_weight=pw)
-            total = F.binary_cross_entropy_with_logits(inp.scores, inp.target, weight=weights, pos_weight=pw,
-                                                       reduction="sum")
-            if self.reduction == "sum":
-                return total
-            return total / weights.sum().clamp_min(1e-12)
+            else:
+                total = F.binary_cross_entropy_with_logits(inp.scores, inp.target, weight=weights, pos_weight=pw,
+                                                           reduction="sum")
+            return self.reduce_pixel_sum(total, weights, inp.target.numel())
         return self.reduce_pixels(pixel_ce(inp, pos_weight=pw), inp, self.pixel_weights(inp))
 
 

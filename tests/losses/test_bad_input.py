@@ -109,7 +109,7 @@ def test_target_range_check_runs_on_the_first_passing_calls_then_torch_bounds_ch
         loss(logits, bad)
 
 
-def test_fused_ce_does_not_ignore_torchs_default_ignore_index():
+def test_ce_does_not_ignore_torchs_default_ignore_index():
     """torch's cross_entropy ignores -100 by default; ours ignores nothing unless asked, so a -100
     label in a batch past the range checks still fails instead of silently dropping out."""
     loss = build_loss("ce", mode="multiclass")
