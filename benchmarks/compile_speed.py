@@ -2,6 +2,9 @@
 ``torch.compile`` vs channels_last, interleaved in one process. Prints the one-off compile time (first
 steps) and steady-state samples/s side by side with the ratio to eager. Absolute numbers on shared
 machines are noise; the ratio is what matters (benchmarks/gpu.py measures the same on a GPU).
+Inductor caches compiled kernels on disk (``TORCHINDUCTOR_CACHE_DIR``): point it at an empty folder
+to measure the compile a first run pays, then run again with the same folder for what a later run of
+a sweep pays (benchmarks/results/compile_cpu.txt has both).
 
     python benchmarks/compile_speed.py [--steps 20] [--repeats 2]
     OMP_NUM_THREADS=1 python benchmarks/compile_speed.py --variants eager,channels_last --steps 40 --repeats 5 \
@@ -11,6 +14,7 @@ machines are noise; the ratio is what matters (benchmarks/gpu.py measures the sa
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -86,10 +90,12 @@ def main() -> None:
     print(f"model {' '.join(args.overrides) or '(configs/model/unet.yaml)'} + loss=ce, batch {batches[0]['image'].shape[0]} x "
           f"{tuple(batches[0]['image'].shape[1:])}, {args.steps} steady steps after {args.warmup} warm-up steps, "
           f"median of {args.repeats}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"inductor cache {os.environ.get('TORCHINDUCTOR_CACHE_DIR', '(default)')}; first steps s: the first "
+          f"repeat's warm-up (a later repeat reuses kernels compiled in this process)")
     print(f"{'variant':<16}{'first steps s':>14}{'samples/s':>12}{'ratio':>8}")
     for variant in variants:
         r = statistics.median(rate[variant])
-        print(f"{variant:<16}{statistics.median(first[variant]):>14.2f}{r:>12.2f}{r / eager:>8.3f}")
+        print(f"{variant:<16}{first[variant][0]:>14.2f}{r:>12.2f}{r / eager:>8.3f}")
 
 
 if __name__ == "__main__":

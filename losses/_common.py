@@ -280,6 +280,23 @@ class _TargetLogSoftmax(torch.autograd.Function):
         return grad_scores.scatter_add_(1, target.unsqueeze(1), grad), None
 
 
+def may_donate_saved() -> bool:
+    """Inside a node's backward: may it overwrite its saved tensors with its gradient?
+
+    Yes only when the engine will drop the graph after this pass (no ``retain_graph``) and no
+    graph of the gradient is being built (no ``create_graph``: grad mode is off in backward). It
+    asks the engine the private query torch's AOTAutograd asks before donating saved tensors;
+    outside a backward pass, or should the query go away, the answer is no (the allocating path).
+    """
+    query = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    if query is None or torch.is_grad_enabled():
+        return False
+    try:
+        return not query()
+    except RuntimeError:
+        return False
+
+
 def target_nll_sum(scores: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
     """``sum_i w_i * -log softmax(x_i)_{y_i}`` over positions ``i`` of ``(N, C, P)`` logits and an
     ``(N, P)`` target, ``w`` an ``(N, P)`` weight map (``None``: all 1) — cross-entropy reduced
@@ -293,10 +310,11 @@ class _TargetNLLSum(torch.autograd.Function):
 
     torch's CPU ``cross_entropy`` backward zero-fills a ``(N, C, P)`` buffer for ``nll_loss``,
     scatters into it and runs ``log_softmax``'s backward (two reads, one write), allocating two
-    ``(N, C, P)`` tensors on the way; this node allocates one. It saves what torch's saves (the
-    log-softmax) and leaves it intact, so a second ``backward`` (``retain_graph=True``) is
-    exact; the gradient has no graph of its own (a second-order derivative raises, as for the other
-    hand-written nodes here).
+    ``(N, C, P)`` tensors on the way. This node saves what torch's saves (the log-softmax) and,
+    when the graph is dropped after this pass, writes the gradient into it (a donated buffer, as torch's
+    AOTAutograd does): no new ``(N, C, P)`` allocation. With ``retain_graph=True`` it allocates one
+    and leaves the saved log-softmax intact, so a second ``backward`` is exact; the gradient has no
+    graph of its own (a second-order derivative raises, as for the other hand-written nodes here).
     """
 
     @staticmethod
@@ -312,7 +330,7 @@ class _TargetNLLSum(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         log_p, target, weight = ctx.saved_tensors
         # d/dx_c of -w log p_y = w (p_c - [c = y])
-        out = torch.exp(log_p)
+        out = log_p.exp_() if may_donate_saved() else torch.exp(log_p)
         if weight is None:
             out.mul_(grad)
             at_target = grad.neg().expand(target.shape)
@@ -330,7 +348,9 @@ class _SoftmaxClassStats(torch.autograd.Function):
     Backward in one sweep: with ``G_ci = v_i (g_sp_c + g_tp_c [y_i = c])`` and ``g_l`` the gradient
     of ``log p_y``, ``dx_ci = p_ci (G_ci - sum_k p_ki G_ki - g_l_i) + [c = y_i] g_l_i``; the inner
     sum is a batched mat-vec plus the true class's term, so no ``(N, C, P)`` gradient of the
-    probabilities is formed and only ``p`` (and ``p_y``) is saved.
+    probabilities is formed and only ``p`` (and ``p_y``) is saved. When the graph is dropped after
+    this pass (no ``retain_graph``, no ``create_graph``) the gradient is written into the saved ``p`` (a donated buffer, see
+    :func:`may_donate_saved`); otherwise ``p`` is left intact and a second backward is exact.
     """
 
     @staticmethod
@@ -373,7 +393,15 @@ class _SoftmaxClassStats(torch.autograd.Function):
         if ctx.with_log_pt:
             inner = inner + g_log_pt
             direct = direct + g_log_pt
-        if valid is None:
+        if may_donate_saved():
+            # p is not needed again: scale it in place, one class at a time, by
+            # (g_sp_c v_i - inner_i) — an (N, P) temporary per class, no new (N, C, P) buffer
+            grad = p
+            neg_inner = inner.neg() if valid is not None else None
+            for c in range(p.shape[1]):
+                g_c = g_sp[:, c:c + 1]
+                grad[:, c].mul_(g_c - inner if valid is None else torch.addcmul(neg_inner, valid, g_c))
+        elif valid is None:
             # (g_sp_c - inner_i) p_ci: one broadcast temporary, one in-place product
             grad = (g_sp.unsqueeze(-1) - inner.unsqueeze(1)).mul_(p)
         else:

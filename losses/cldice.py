@@ -35,13 +35,17 @@ def soft_dilate(x: Tensor) -> Tensor:
 
 
 def soft_skeleton(x: Tensor, iterations: int) -> Tensor:
-    """Soft morphological skeleton of ``x`` ``(N, C, *S)`` in [0, 1] (Shit et al. 2021, Alg. 1)."""
-    opened = soft_dilate(soft_erode(x))
-    skeleton = F.relu(x - opened)
+    """Soft morphological skeleton of ``x`` ``(N, C, *S)`` in [0, 1] (Shit et al. 2021, Alg. 1).
+
+    Each step erodes ``x`` and opens the eroded image; the opening starts with that same erosion
+    of the new ``x``, so it is computed once and carried to the next step (the paper's code and
+    MONAI's compute it twice): one erosion and one dilation per step instead of two erosions.
+    """
+    eroded = soft_erode(x)
+    skeleton = F.relu(x - soft_dilate(eroded))
     for _ in range(iterations):
-        x = soft_erode(x)
-        opened = soft_dilate(soft_erode(x))
-        delta = F.relu(x - opened)
+        x, eroded = eroded, soft_erode(eroded)
+        delta = F.relu(x - soft_dilate(eroded))
         skeleton = skeleton + F.relu(delta - skeleton * delta)
     return skeleton
 

@@ -70,3 +70,16 @@ def test_fused_bound_compares_ours_the_peers_and_a_compiled_formula():
     assert set(rows) == {"ours", "torch", "smp", "compiled textbook"}
     assert float(rows["torch"]) == 1.0  # the fastest eager peer is the reference of every ratio
     assert re.search(r"compiled textbook\s+[\d.]+\s+[\d.]+ \[[\d.]+, [\d.]+\]\s+[\d.]+$", text, re.M)
+
+
+def test_donated_backward_compares_the_two_backward_paths_of_one_loss():
+    spec = importlib.util.spec_from_file_location("benchmarks_donated_backward",
+                                                  REPO / "benchmarks" / "donated_backward.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.main(["--cases", "3d_c4", "--losses", "ce,dice", "--reps", "6"])
+    rows = re.findall(r"^3d_c4\s+(ce|dice)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) \[([\d.]+), ([\d.]+)\]$", text, re.M)
+    assert [row[0] for row in rows] == ["ce", "dice"]
+    for _, donated_ms, kept_ms, ratio, low, high in rows:
+        assert float(donated_ms) > 0 and float(kept_ms) > 0
+        assert float(low) <= float(ratio) <= float(high)

@@ -220,3 +220,34 @@ def test_reduced_ce_node_backward_twice_and_not_double_differentiable():
     assert grad.grad_fn is None  # second-order use raises instead of returning a wrong value
     with pytest.raises(RuntimeError):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize("retain", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_reduced_ce_node_donates_its_saved_buffer_only_when_the_graph_is_dropped(retain, weighted):
+    """Without retain_graph the gradient is written into the saved log-softmax (no new (N, C, P)
+    buffer); with it the saved tensor is left alone, and both gradients equal torch's."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 5, 30, generator=g, dtype=torch.float64).requires_grad_()
+    target = torch.randint(0, 5, (2, 30), generator=g)
+    weight = torch.rand(2, 30, generator=g, dtype=torch.float64) if weighted else None
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    scores = logits * 1.0  # a non-leaf, so a hook sees the node's gradient tensor itself
+    grad_ptrs: list[int] = []
+    scores.register_hook(lambda grad: grad_ptrs.append(grad.data_ptr()))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = target_nll_sum(scores, target, weight)
+    (log_p,) = [t for t in saved if t.shape == logits.shape]
+    before = log_p.clone()
+    value.backward(retain_graph=retain)
+    assert (grad_ptrs == [log_p.data_ptr()]) is not retain
+    if retain:
+        torch.testing.assert_close(log_p, before, rtol=0, atol=0)
+    ref = F.cross_entropy(logits, target, reduction="none")
+    ref = (ref * weight).sum() if weighted else ref.sum()
+    torch.testing.assert_close(logits.grad, torch.autograd.grad(ref, logits)[0], rtol=1e-12, atol=1e-12)

@@ -268,3 +268,39 @@ def test_region_reduction_shapes(name):
     total = build_loss(name, mode="multiclass", batch=False, reduction="sum")(logits, target)
     assert_close(mean, per_sample.mean())
     assert_close(total, per_sample.sum())
+
+
+@pytest.mark.parametrize("name", ["dice", "generalized_dice", "dice_ce", "dice_focal"])
+@pytest.mark.parametrize("ignore", [False, True])
+def test_softmax_stats_node_donates_p_only_when_the_graph_is_dropped(name, ignore):
+    """The Dice family's softmax node writes its gradient into the saved probabilities unless
+    retain_graph keeps the graph or create_graph builds one: every path gives the same gradient
+    (float64, 1e-12), with and without ignored positions; a second backward with retain_graph
+    adds the same gradient again; only the plain backward returns the saved p itself."""
+    logits, target = make_inputs("multiclass", c=5, spatial=(6, 7), ignore_frac=0.3 if ignore else 0.0,
+                                 dtype=torch.float64, scale=4.0)
+    loss = build_loss(name, mode="multiclass", ignore_index=IGNORE)
+
+    def backward(retain: bool, create: bool = False) -> tuple[torch.Tensor, bool]:
+        """(gradient, whether the gradient tensor is one of the saved tensors)."""
+        leaf = logits.detach().clone().requires_grad_()
+        scores = leaf * 1.0  # a non-leaf, so a hook sees the node's gradient tensor itself
+        grad_ptrs: list[int] = []
+        scores.register_hook(lambda grad: grad_ptrs.append(grad.data_ptr()))
+        saved: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            value = loss(scores, target)
+        (first,) = torch.autograd.grad(value, leaf, retain_graph=retain, create_graph=create)
+        if retain and not create:
+            (second,) = torch.autograd.grad(value, leaf)
+            torch.testing.assert_close(second, first, rtol=1e-12, atol=1e-15)
+        return first.detach(), grad_ptrs[0] in {t.data_ptr() for t in saved if t.numel() == logits.numel()}
+
+    donated, donated_is_saved = backward(retain=False)
+    for retain, create in [(True, False), (False, True)]:
+        kept, kept_is_saved = backward(retain, create)
+        torch.testing.assert_close(donated, kept, rtol=1e-12, atol=1e-15)
+        assert not kept_is_saved
+    # with ignored positions a masked_fill's backward stands between the node and the input
+    assert donated_is_saved is not ignore
+    assert torch.isfinite(donated).all() and donated.abs().sum() > 0

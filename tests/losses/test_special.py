@@ -56,6 +56,25 @@ def test_cldice_term_matches_monai(spatial):
     assert_close(g, rg)
 
 
+@pytest.mark.parametrize("spatial", [(17, 19), (9, 8, 10)])
+@pytest.mark.parametrize("iterations", [0, 1, 3, 6])
+def test_soft_skeleton_equals_monais_value_and_gradient(spatial, iterations):
+    """Ours carries each step's erosion into the next step (one erosion fewer per step); the
+    skeleton and its gradient must still equal MONAI's soft_skel, which recomputes it."""
+    from monai.losses.cldice import soft_skel
+
+    g = torch.Generator().manual_seed(len(spatial) * 10 + iterations)
+    x = torch.rand(2, 3, *spatial, generator=g, dtype=torch.float64)
+    weights = torch.randn(2, 3, *spatial, generator=g, dtype=torch.float64)
+    ours_x, ref_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, ref = soft_skeleton(ours_x, iterations), soft_skel(ref_x, iterations)
+    (ours * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    torch.testing.assert_close(ours_x.grad, ref_x.grad, rtol=1e-12, atol=1e-12)
+    assert ours.abs().sum() > 0 and ours_x.grad.abs().sum() > 0
+
+
 def test_cldice_alpha_zero_is_dice_with_same_smooth():
     logits, target = make_inputs("multiclass", c=3, spatial=(8, 8))
     cl = build_loss("cldice", mode="multiclass", alpha=0.0, smooth=1.0)(logits, target)

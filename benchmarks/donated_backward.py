@@ -1,0 +1,69 @@
+"""What the donated backward buffer buys: our losses' forward+backward as in training (the graph is
+dropped after ``backward()``, so the softmax nodes write their gradient into the saved
+probabilities / log-softmax) vs the same losses with ``backward(retain_graph=True)``, where the
+nodes must leave the saved tensors intact and allocate a fresh ``(N, C, P)`` gradient.
+
+    python benchmarks/donated_backward.py [--reps 15] [--cases 2d_c8,2d_c21,3d_c4] [--losses ce,dice]
+
+Same method as ``benchmarks/loss_speed.py`` (CPU time of one thread, interleaved rounds, paired
+median of per-round ratios donated / kept with its 95 % interval): both variants run the same code
+up to the last step, in the same process, so the ratio isolates the buffer reuse.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import torch
+
+
+def _loss_speed():
+    spec = importlib.util.spec_from_file_location("loss_speed", Path(__file__).with_name("loss_speed.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _KeptGraph:
+    """A loss value whose ``backward()`` keeps the graph (``retain_graph=True``)."""
+
+    def __init__(self, value: torch.Tensor):
+        self.value = value
+
+    def backward(self) -> None:
+        self.value.backward(retain_graph=True)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--cases", default="2d_c8,2d_c21,3d_c4")
+    parser.add_argument("--losses", default="ce,weighted_ce,dice,generalized_dice,dice_ce")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    speed = _loss_speed()
+    lines = [f"torch {torch.__version__}, {args.threads} thread(s), {args.reps} interleaved rounds; t ratio: median "
+             f"over rounds of donated / kept (retain_graph=True) in that round [95 % interval]",
+             f"{'case':7} {'loss':17} {'donated ms':>10} {'kept ms':>8} {'t ratio [95% CI]':>18}"]
+    print("\n".join(lines), flush=True)
+    for case in args.cases.split(","):
+        n, c, spatial = speed.CASES[case]
+        g = torch.Generator().manual_seed(0)
+        logits = torch.randn(n, c, *spatial, generator=g) * 3
+        target = torch.randint(0, c, (n, *spatial), generator=g)
+        for name in args.losses.split(","):
+            loss = speed.ours(name, c)
+            impls = {"donated": loss, "kept": lambda x, t, loss=loss: _KeptGraph(loss(x, t))}
+            times = {k: v[0] for k, v in speed.measure(impls, logits, target, args.reps).items()}
+            ratio, low, high = speed.paired_ratio(times["donated"], times["kept"])
+            row = (f"{case:7} {name:17} {min(times['donated']) * 1e3:10.1f} {min(times['kept']) * 1e3:8.1f} "
+                   f"{ratio:6.2f} [{low:4.2f}, {high:4.2f}]")
+            lines.append(row)
+            print(row, flush=True)
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
