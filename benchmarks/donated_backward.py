@@ -11,7 +11,6 @@ up to the last step, in the same process, so the ratio isolates the buffer reuse
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from pathlib import Path
 
@@ -36,23 +35,17 @@ class _KeptGraph:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--cases", default="2d_c8,2d_c21,3d_c4")
-    parser.add_argument("--losses", default="ce,weighted_ce,dice,generalized_dice,dice_ce")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     speed = _loss_speed()
-    lines = [f"torch {torch.__version__}, {args.threads} thread(s), {args.reps} interleaved rounds; t ratio: median "
-             f"over rounds of donated / kept (retain_graph=True) in that round [95 % interval]",
-             f"{'case':7} {'loss':17} {'donated ms':>10} {'kept ms':>8} {'t ratio [95% CI]':>18}"]
-    print("\n".join(lines), flush=True)
+    args = speed.ratio_parser(__doc__, "2d_c8,2d_c21,3d_c4", "ce,weighted_ce,dice,generalized_dice,dice_ce"
+                              ).parse_args(argv)
+    torch.set_num_threads(args.threads)
+    lines: list[str] = []
+    speed.report(lines, f"torch {torch.__version__}, {args.threads} thread(s), {args.reps} interleaved rounds; t ratio: "
+                        f"median over rounds of donated / kept (retain_graph=True) in that round [95 % interval]",
+                 f"{'case':7} {'loss':17} {'donated ms':>10} {'kept ms':>8} {'t ratio [95% CI]':>18}")
     for case in args.cases.split(","):
-        n, c, spatial = speed.CASES[case]
-        g = torch.Generator().manual_seed(0)
-        logits = torch.randn(n, c, *spatial, generator=g) * 3
-        target = torch.randint(0, c, (n, *spatial), generator=g)
+        c = speed.CASES[case][1]
+        logits, target = speed.multiclass_inputs(case)
         for name in args.losses.split(","):
             loss = speed.ours(name, c)
             impls = {"donated": loss, "kept": lambda x, t, loss=loss: _KeptGraph(loss(x, t))}
@@ -60,8 +53,7 @@ def main(argv: list[str] | None = None) -> str:
             ratio, low, high = speed.paired_ratio(times["donated"], times["kept"])
             row = (f"{case:7} {name:17} {min(times['donated']) * 1e3:10.1f} {min(times['kept']) * 1e3:8.1f} "
                    f"{ratio:6.2f} [{low:4.2f}, {high:4.2f}]")
-            lines.append(row)
-            print(row, flush=True)
+            speed.report(lines, row)
     return "\n".join(lines) + "\n"
 
 

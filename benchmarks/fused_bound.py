@@ -11,7 +11,6 @@ compiler (the first call compiles for a few seconds; that time is reported, not 
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
 import time
@@ -47,23 +46,16 @@ def textbook(name: str, c: int):
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--cases", default="2d_c8,3d_c4")
-    parser.add_argument("--losses", default="ce,dice")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     speed = _loss_speed()
-    lines = [f"torch {torch.__version__}, {args.threads} thread(s), {args.reps} interleaved rounds; t ratio: "
-             f"median over rounds of impl / fastest eager peer in that round [95 % interval]",
-             f"{'case':7} {'loss':5} {'impl':16} {'fastest ms':>10} {'t ratio [95% CI]':>18} {'compile s':>9}"]
-    print("\n".join(lines), flush=True)
+    args = speed.ratio_parser(__doc__, "2d_c8,3d_c4", "ce,dice").parse_args(argv)
+    torch.set_num_threads(args.threads)
+    lines: list[str] = []
+    speed.report(lines, f"torch {torch.__version__}, {args.threads} thread(s), {args.reps} interleaved rounds; t ratio: "
+                        f"median over rounds of impl / fastest eager peer in that round [95 % interval]",
+                 f"{'case':7} {'loss':5} {'impl':16} {'fastest ms':>10} {'t ratio [95% CI]':>18} {'compile s':>9}")
     for case in args.cases.split(","):
-        n, c, spatial = speed.CASES[case]
-        g = torch.Generator().manual_seed(0)
-        logits = torch.randn(n, c, *spatial, generator=g) * 3
-        target = torch.randint(0, c, (n, *spatial), generator=g)
+        _, c, spatial = speed.CASES[case]
+        logits, target = speed.multiclass_inputs(case)
         for name in args.losses.split(","):
             compiled = torch.compile(textbook(name, c))
             start = time.perf_counter()
@@ -77,8 +69,7 @@ def main(argv: list[str] | None = None) -> str:
                 ratio, low, high = speed.paired_ratio(rounds, times[fastest])
                 row = (f"{case:7} {name:5} {impl:16} {min(rounds) * 1e3:10.1f} {ratio:6.2f} [{low:4.2f}, {high:4.2f}] "
                        f"{f'{compile_s:9.1f}' if impl == 'compiled textbook' else '':>9}")
-                lines.append(row)
-                print(row, flush=True)
+                speed.report(lines, row)
     return "\n".join(lines) + "\n"
 
 

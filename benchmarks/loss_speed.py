@@ -160,6 +160,31 @@ def paired_ratio(ours: list[float], peer: list[float], level: float = 0.95) -> t
     return statistics.median(ratios), ratios[k - 1], ratios[n - k]
 
 
+def ratio_parser(description: str, cases: str, losses: str) -> argparse.ArgumentParser:
+    """The options of the paired-ratio scripts (this one, fused_bound.py, donated_backward.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=15, help="rounds; >= 6 for a 95 %% interval")
+    parser.add_argument("--cases", default=cases)
+    parser.add_argument("--losses", default=losses)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads; 1 by default: on a loaded machine multi-threaded timings "
+                             "measure scheduler stalls (one per op), not the work")
+    return parser
+
+
+def report(lines: list[str], *new: str) -> None:
+    """Append ``new`` lines to a script's returned report and print them as they come."""
+    lines.extend(new)
+    print("\n".join(new), flush=True)
+
+
+def multiclass_inputs(case: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded multiclass ``(logits, target)`` of ``CASES[case]``, logits scaled by 3."""
+    n, c, spatial = CASES[case]
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, c, *spatial, generator=g) * 3, torch.randint(0, c, (n, *spatial), generator=g)
+
+
 def run(case: str, reps: int, names: list[str]) -> None:
     """Print one table row per loss for ``case``."""
     n, c, spatial = CASES[case]
@@ -186,14 +211,8 @@ def run(case: str, reps: int, names: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=15, help="rounds; >= 6 for a 95 %% interval")
-    parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--losses", default="ce,weighted_ce,bce,focal,dice,jaccard,tversky,focal_tversky,"
-                        "generalized_dice,mcc,lovasz,lovasz_per_image,cldice,dice_ce,dice_focal,topk_ce,unified_focal")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads; 1 by default: on a loaded machine multi-threaded timings "
-                             "measure scheduler stalls (one per op), not the work")
+    parser = ratio_parser(__doc__, ",".join(CASES), "ce,weighted_ce,bce,focal,dice,jaccard,tversky,focal_tversky,"
+                          "generalized_dice,mcc,lovasz,lovasz_per_image,cldice,dice_ce,dice_focal,topk_ce,unified_focal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     header = (f"{'case':7} {'loss':17} {'peer t/m':>13} {'ours ms':>8} {'peer ms':>8} {'t ratio [95% CI]':>17} "
