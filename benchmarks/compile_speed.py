@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from runtime.builders import instantiate_model  # noqa: E402
 from runtime.compile import maybe_compile, use_channels_last  # noqa: E402
 from runtime.compose import compose_config  # noqa: E402
 
@@ -43,7 +44,7 @@ def setup(out: Path, overrides: list[str]):
 
 def run(cfg, batches, variant: str, steps: int, warmup: int) -> tuple[float, float]:
     """``(seconds of the first ``warmup`` steps, steady samples/s)`` of one variant, fresh model."""
-    module = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
+    module = instantiate_model(cfg, speed_switches=False, loss=hydra.utils.instantiate(cfg.loss))
     net = use_channels_last(module.net, variant == "channels_last")
     net = maybe_compile(net, variant == "compile")
     optimizer = module.optimizer_factory(params=module.net.parameters())

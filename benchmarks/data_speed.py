@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the project packages resolve by path
 
+from runtime.builders import instantiate_model  # noqa: E402
+
 
 def compose_default() -> DictConfig:
     """The default run's config (``python train.py`` without overrides)."""
@@ -76,7 +78,7 @@ def main() -> None:
     cfg = compose_default()
     # Raw generation: the in-memory sample cache is off, so every access draws the sample.
     datamodule = hydra.utils.instantiate(cfg.datamodule, cache=False)
-    model = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
+    model = instantiate_model(cfg, loss=hydra.utils.instantiate(cfg.loss))
     optimizer = hydra.utils.instantiate(cfg.model.optimizer)(model.parameters())
     model.train()
     dataset, loader = datamodule.datasets["train"], datamodule.train_dataloader()

@@ -35,7 +35,7 @@ from make_example_folder import sample  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from runtime.compose import compose_config  # noqa: E402
-from runtime.builders import build_datamodule  # noqa: E402
+from runtime.builders import build_datamodule, instantiate_model  # noqa: E402
 
 
 def write_example(root: Path, images: int) -> None:
@@ -101,7 +101,7 @@ def main() -> None:
         torch.set_num_threads(2)
         batch = next(iter(datamodule.train_dataloader()))
         loss = hydra.utils.instantiate(cfg.loss, _convert_="all")
-        model = hydra.utils.instantiate(cfg.model, _convert_="all", loss=loss)
+        model = instantiate_model(cfg, loss=loss)
         trained = model_rate(model, batch, args.steps)
     pixels = sum(mask.size for split in ("train", "val", "test") for mask in datamodule.split_masks(split))
     patch = "x".join(str(v) for v in datamodule.patch_size)

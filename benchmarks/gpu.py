@@ -35,6 +35,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from losses import build_loss  # noqa: E402
+from runtime.builders import instantiate_model  # noqa: E402
 from runtime.compose import compose_config  # noqa: E402
 
 RESULT = REPO / "benchmarks" / "results" / "gpu.txt"
@@ -63,7 +64,7 @@ def _parts(overrides: list[str], out: Path):
     cfg = compose_config(overrides, out)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
-    model = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
+    model = instantiate_model(cfg, loss=hydra.utils.instantiate(cfg.loss))
     return cfg, datamodule, model
 
 

@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from runtime.builders import instantiate_callbacks, instantiate_loggers  # noqa: E402
+from runtime.builders import instantiate_callbacks, instantiate_loggers, instantiate_model  # noqa: E402
 from runtime.compose import compose_config  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def lightning_run(steps: int, out: Path) -> float:
                           "~callbacks.early_stopping"], out)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
-    model = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
+    model = instantiate_model(cfg, loss=hydra.utils.instantiate(cfg.loss))
     loggers = instantiate_loggers(cfg.logger)
     timer = _TrainTimer()
     callbacks = instantiate_callbacks(cfg.callbacks, has_logger=True) + [timer]
@@ -53,7 +53,7 @@ def plain_run(steps: int, out: Path) -> float:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.datamodule)
     datamodule.setup("fit")
-    module = hydra.utils.instantiate(cfg.model, loss=hydra.utils.instantiate(cfg.loss))
+    module = instantiate_model(cfg, loss=hydra.utils.instantiate(cfg.loss))
     net, loss_fn = module.net, module.loss
     optimizer = module.optimizer_factory(params=net.parameters())
     net.train()

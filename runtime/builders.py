@@ -113,6 +113,9 @@ def build_loss(cfg: DictConfig, datamodule: LossbenchData, record: RunRecord) ->
     return loss
 
 
+SPEED_SWITCHES = ("compile", "channels_last")  # model-config keys of runtime.compile, in this order
+
+
 def build_model(cfg: DictConfig, datamodule: LossbenchData, loss: torch.nn.Module) -> pl.LightningModule:
     """The LightningModule of ``cfg.model`` with ``loss``; a model config with an ``inferer: null`` key
     gets the inferer the datamodule's ``eval_window`` asks for."""
@@ -120,16 +123,33 @@ def build_model(cfg: DictConfig, datamodule: LossbenchData, loss: torch.nn.Modul
     inferer = build_eval_inferer(datamodule)
     if inferer is not None and "inferer" in cfg.model and cfg.model.inferer is None:
         extra["inferer"] = inferer
-    with open_dict(cfg.model):  # speed switches of runtime.compile, not module arguments
-        compile_net = bool(cfg.model.pop("compile", False))
-        channels_last = bool(cfg.model.pop("channels_last", False))
-    # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
-    # torch.load(weights_only=True) would refuse.
-    model = hydra.utils.instantiate(cfg.model, _convert_="all", **extra)
-    if channels_last:
-        use_channels_last(model.net, True)
-    if compile_net:
-        maybe_compile(model.net, True)
+    return instantiate_model(cfg, **extra)
+
+
+def instantiate_model(cfg: DictConfig, speed_switches: bool = True, **extra: Any) -> pl.LightningModule:
+    """``cfg.model`` instantiated with the module arguments ``extra``.
+
+    ``compile`` and ``channels_last`` in the model config are speed switches of
+    :mod:`runtime.compile`, not module arguments: they are left out of the instantiation (and
+    stay in ``cfg``, which records them) and, with ``speed_switches``, applied to the module's
+    ``net`` (a benchmark comparing the switches itself passes False).
+    """
+    switches = {key: cfg.model[key] for key in SPEED_SWITCHES if key in cfg.model}
+    with open_dict(cfg.model):
+        for key in switches:
+            cfg.model.pop(key)
+        try:
+            # Plain containers (_convert_="all"): checkpoints then hold no omegaconf objects, which
+            # torch.load(weights_only=True) would refuse.
+            model = hydra.utils.instantiate(cfg.model, _convert_="all", **extra)
+        finally:
+            cfg.model.update(switches)
+    compile_net, channels_last = (bool(switches.get(key, False)) for key in SPEED_SWITCHES)
+    net = model.net if hasattr(model, "net") else model.detector  # segmentation / detection module
+    if speed_switches and channels_last:
+        use_channels_last(net, True)
+    if speed_switches and compile_net:
+        maybe_compile(net, True)
     return model
 
 
