@@ -11,17 +11,13 @@ up to the last step, in the same process, so the ratio isolates the buffer reuse
 """
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import torch
 
-
-def _loss_speed():
-    spec = importlib.util.spec_from_file_location("loss_speed", Path(__file__).with_name("loss_speed.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling loss_speed.py (benchmarks/ is no package)
+import loss_speed as speed  # noqa: E402
 
 
 class _KeptGraph:
@@ -35,7 +31,6 @@ class _KeptGraph:
 
 
 def main(argv: list[str] | None = None) -> str:
-    speed = _loss_speed()
     args = speed.ratio_parser(__doc__, "2d_c8,2d_c21,3d_c4", "ce,weighted_ce,dice,generalized_dice,dice_ce"
                               ).parse_args(argv)
     torch.set_num_threads(args.threads)

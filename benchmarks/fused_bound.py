@@ -11,7 +11,6 @@ compiler (the first call compiles for a few seconds; that time is reported, not 
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -20,15 +19,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling loss_speed.py (benchmarks/ is no package)
 
+import loss_speed as speed  # noqa: E402
 from losses import build_loss  # noqa: E402
-
-
-def _loss_speed():
-    spec = importlib.util.spec_from_file_location("loss_speed", Path(__file__).with_name("loss_speed.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def textbook(name: str, c: int):
@@ -46,7 +40,6 @@ def textbook(name: str, c: int):
 
 
 def main(argv: list[str] | None = None) -> str:
-    speed = _loss_speed()
     args = speed.ratio_parser(__doc__, "2d_c8,3d_c4", "ce,dice").parse_args(argv)
     torch.set_num_threads(args.threads)
     lines: list[str] = []

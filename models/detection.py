@@ -59,6 +59,13 @@ class DetectionModule(pl.LightningModule):
         self.val_metrics = DetectionMetrics(num_classes, metrics_backend)
         self.test_metrics = DetectionMetrics(num_classes, metrics_backend)
 
+    @property
+    def net(self) -> nn.Module:
+        """The network, under the name :class:`SegmentationModule` gives its own: code acting on
+        a task module's network (``runtime.builders.instantiate_model``'s speed switches) needs
+        no per-task branch."""
+        return self.detector
+
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         """Detections per image: ``boxes`` (xyxy, input pixels), ``scores``, ``labels`` in [1, K]."""
         detections = self.detector(images)

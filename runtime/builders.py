@@ -113,7 +113,7 @@ def build_loss(cfg: DictConfig, datamodule: LossbenchData, record: RunRecord) ->
     return loss
 
 
-SPEED_SWITCHES = ("compile", "channels_last")  # model-config keys of runtime.compile, in this order
+SPEED_SWITCHES = ("compile", "channels_last")  # model-config keys of runtime.compile
 
 
 def build_model(cfg: DictConfig, datamodule: LossbenchData, loss: torch.nn.Module) -> pl.LightningModule:
@@ -144,12 +144,8 @@ def instantiate_model(cfg: DictConfig, speed_switches: bool = True, **extra: Any
             model = hydra.utils.instantiate(cfg.model, _convert_="all", **extra)
         finally:
             cfg.model.update(switches)
-    compile_net, channels_last = (bool(switches.get(key, False)) for key in SPEED_SWITCHES)
-    net = model.net if hasattr(model, "net") else model.detector  # segmentation / detection module
-    if speed_switches and channels_last:
-        use_channels_last(net, True)
-    if speed_switches and compile_net:
-        maybe_compile(net, True)
+    use_channels_last(model.net, speed_switches and bool(switches.get("channels_last", False)))
+    maybe_compile(model.net, speed_switches and bool(switches.get("compile", False)))
     return model
 
 
