@@ -15,13 +15,16 @@ Shared options (same name and meaning in every ``configs/datamodule/*.yaml``):
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Mapping, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.names import SPLITS
+
+if TYPE_CHECKING:
+    from datamodules.public.splits import SplitInfo
 
 __all__ = ["SPLITS", "BaseDataModule", "invalid", "check_int", "renamed_option"]
 
@@ -60,6 +63,7 @@ class BaseDataModule(pl.LightningDataModule):
     in_channels: int | None = 3
     eval_window: Mapping[str, Any] | None = None
     collate_fn: Callable[[list[Any]], Any] | None = None
+    split_info: SplitInfo | None = None  # set by datamodules whose splits come from a committed split file
 
     @property
     def owner(self) -> str:
@@ -80,6 +84,10 @@ class BaseDataModule(pl.LightningDataModule):
     def class_pixel_counts(self) -> torch.Tensor | None:
         """Pixels per class over the training split; None: the data has no pixel classes (detection)."""
         return None
+
+    def split_record(self) -> dict[str, Any] | None:
+        """The committed split this datamodule uses (``metrics.json``'s ``split``); None: no committed split."""
+        return self.split_info.record() if self.split_info is not None else None
 
     def loader(self, dataset: Dataset, *, shuffle: bool = False, batch_size: int | None = None,
                sampler: Sampler | None = None, collate_fn: Callable[[list[Any]], Any] | None = None) -> DataLoader:

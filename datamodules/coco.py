@@ -17,7 +17,8 @@ the image are dropped with their labels). Validation and test images are returne
 unscaled: the detector applies the same cap and reports boxes in original pixels.
 
 Targets: ``boxes`` float32 (K, 4) xyxy px, ``labels`` int64 in ``[1, num_classes]`` (category ids
-sorted ascending → 1, 2, …; ``class_names`` keeps their names), ``iscrowd`` int64 (K,) for val/test.
+sorted ascending → 1, 2, …; ``class_names`` keeps their names), ``iscrowd`` int64 (K,) for val/test,
+and for val/test ``case``: the image's file stem (it names the image in the per-case metrics).
 Crowd annotations are left out of training targets and kept, flagged, for evaluation (COCO
 counts a detection on a crowd region as neither true nor false positive).
 
@@ -132,7 +133,7 @@ class CocoBoxes(CocoDetection):
         image = self._load_image(self.ids[index])
         target, _ = self.target(index)
         if self.augment is None:
-            return image, target
+            return image, {**target, "case": Path(self.coco.imgs[self.ids[index]]["file_name"]).stem}
         sample = {
             "image": tv_tensors.Image(image),
             "boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=tuple(image.shape[-2:])),

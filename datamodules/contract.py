@@ -45,6 +45,14 @@ class MaskSource(Protocol):
     def split_masks(self, split: str) -> Iterator[np.ndarray]: ...
 
 
+@runtime_checkable
+class SplitSource(Protocol):
+    """A datamodule whose splits come from a committed split file (the public datasets): ``split_record()``
+    is the ``split`` field of ``metrics.json`` (``{name, hash, counts, missing, unlisted}``), or ``None``."""
+
+    def split_record(self) -> dict[str, Any] | None: ...
+
+
 def missing_members(datamodule: object, protocol: type = LossbenchData) -> list[str]:
     """The members of ``protocol`` that ``datamodule`` lacks (for an error that names them)."""
     names = [*protocol.__annotations__, *(n for n in vars(protocol) if not n.startswith("_") and callable(vars(protocol)[n]))]

@@ -40,7 +40,8 @@ class PatchDataset(Dataset):
 
 
 class WholeImageDataset(Dataset):
-    """Whole images for evaluation: ``{"image": (C, H, W) normalised, "mask": (H, W) int64}``."""
+    """Whole images for evaluation: ``{"image": (C, H, W) normalised, "mask": (H, W) int64, "case": stem}``
+    (the sample's file stem names the case in the per-case metrics)."""
 
     def __init__(self, store: SampleStore, normalizer: "Normalizer") -> None:
         self.store = store
@@ -52,7 +53,7 @@ class WholeImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, mask = self.store.get(index)
         return {"image": self.normalizer.normalize(self.normalizer.to_unit(image)),
-                "mask": torch.from_numpy(mask.astype(np.int64))}
+                "mask": torch.from_numpy(mask.astype(np.int64)), "case": self.store.samples[index].stem}
 
 
 class Normalizer:
@@ -78,9 +79,10 @@ class Normalizer:
 
 
 def pad_collate(ignore_index: int):
-    """Collate whole images of differing sizes: pad to the largest (image 0, mask ``ignore_index``)."""
+    """Collate whole images of differing sizes: pad to the largest (image 0, mask ``ignore_index``);
+    the items' ``case`` ids, when they have them, become a list."""
 
-    def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         height = max(item["image"].shape[-2] for item in items)
         width = max(item["image"].shape[-1] for item in items)
         images = torch.zeros((len(items), items[0]["image"].shape[0], height, width))
@@ -89,7 +91,10 @@ def pad_collate(ignore_index: int):
             h, w = item["mask"].shape
             images[k, :, :h, :w] = item["image"]
             masks[k, :h, :w] = item["mask"]
-        return {"image": images, "mask": masks}
+        batch: dict[str, Any] = {"image": images, "mask": masks}
+        if all("case" in item for item in items):
+            batch["case"] = [item["case"] for item in items]
+        return batch
 
     return collate
 

@@ -4,8 +4,8 @@ Per split, the image count and sizes, and for the training split:
 
 - class pixel counts (``class_pixel_counts()``, the numbers behind ``class_weights: auto``), class
   frequencies over labelled pixels, the ignored-pixel count and the foreground fraction,
-- per foreground class the connected components (8-connected, as the ``object_recall`` metric
-  counts them): count, per-image mean, median area and an area histogram — how small the objects are,
+- per foreground class the connected components (8-connected in 2-D, 26 in 3-D, as the
+  ``object_recall`` metric counts them): count, per-image mean, median area and an area histogram — how small the objects are,
 - the class weights every scheme of :mod:`losses.class_weights` derives from those counts.
 """
 from __future__ import annotations
@@ -46,7 +46,6 @@ def dataset_stats(datamodule: Any, edges: Sequence[int] = AREA_EDGES) -> dict[st
     num_classes = int(datamodule.num_classes)
     ignore_index = datamodule.ignore_index
     names = list(datamodule.class_names)
-    structure = np.ones((3, 3), dtype=bool)
     bins = area_bins(edges)
     splits: dict[str, Any] = {}
     components = {names[c]: {"count": 0, "areas": []} for c in range(1, num_classes)}
@@ -54,14 +53,14 @@ def dataset_stats(datamodule: Any, edges: Sequence[int] = AREA_EDGES) -> dict[st
     for split in SPLITS:
         heights, widths = [], []
         for mask in split_masks(datamodule, split):
-            heights.append(mask.shape[0])
-            widths.append(mask.shape[1])
+            heights.append(mask.shape[-2])
+            widths.append(mask.shape[-1])
             if split != "train":
                 continue
             if ignore_index is not None:
                 ignored += int(np.count_nonzero(mask == ignore_index))
             for c in range(1, num_classes):
-                labels, count = ndimage.label(mask == c, structure=structure)
+                labels, count = ndimage.label(mask == c, structure=np.ones((3,) * mask.ndim, dtype=bool))
                 if count:
                     components[names[c]]["count"] += count
                     components[names[c]]["areas"].extend(np.bincount(labels.ravel())[1:].tolist())
@@ -116,7 +115,7 @@ def format_report(stats: dict[str, Any], title: str) -> str:
         lines.append(f"| {c} {name} | {stats['class_pixels'][c]:.0f} | {stats['class_frequency'][c]:.4%} | "
                      + " | ".join(weights) + " |")
     bins = area_bins()
-    lines += ["", "Connected components (8-connected) per foreground class, by area in pixels:", "",
+    lines += ["", "Connected components (8-connected in 2-D, 26 in 3-D) per foreground class, by area in pixels (voxels):", "",
               "| class | components | per image | median area | " + " | ".join(bins) + " |",
               "|---|---|---|---|" + "---|" * len(bins)]
     for name, info in stats["objects"].items():

@@ -176,7 +176,8 @@ class SyntheticSpec:
 
 
 class SyntheticSegDataset(Dataset):
-    """``length`` samples of one split: ``{"image": float32 (in_channels, H, W), "mask": int64 (H, W)}``.
+    """``length`` samples of one split: ``{"image": float32 (in_channels, H, W), "mask": int64 (H, W),
+    "case": "<split>_<index>"}``.
 
     Images are normalised as ``(x - 0.5) / 0.25``; ``in_channels=1`` averages the RGB channels first.
     Samples are generated deterministically on first access; with ``cache=True`` they are kept in
@@ -217,7 +218,7 @@ class SyntheticSegDataset(Dataset):
             image = image.mean(axis=0, keepdims=True)
         image = (image - PIXEL_MEAN) / PIXEL_STD
         mask = self.spec.mask(objects, self.ignore_index)
-        return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask)}
+        return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask), "case": f"{self.split}_{index}"}
 
     def mask(self, index: int) -> np.ndarray:
         """The label map of sample ``index`` without drawing its image."""

@@ -38,7 +38,8 @@ def object_box(obj: SyntheticObject, height: int, width: int) -> tuple[float, fl
 
 class SyntheticDetDataset(Dataset):
     """``length`` samples of one split: ``(image float32 (3, H, W) in [0, 1], {"boxes": float32
-    (K, 4) xyxy, "labels": int64 (K,) in [1, num_classes]})``; regenerated on every access."""
+    (K, 4) xyxy, "labels": int64 (K,) in [1, num_classes], "case": "<split>_<index>"})``; regenerated
+    on every access."""
 
     def __init__(self, spec: SyntheticSpec, split: str, length: int, num_classes: int) -> None:
         if split not in SPLITS:
@@ -64,7 +65,7 @@ class SyntheticDetDataset(Dataset):
             raise IndexError(f"index {index} out of range for the {self.split} split of {self.length} samples")
         objects = self.spec.layout(self.split, index)
         image = torch.from_numpy(self.spec.image(objects, self.split, index))
-        return image, self._targets(objects)
+        return image, {**self._targets(objects), "case": f"{self.split}_{index}"}
 
 
 class SyntheticDetDataModule(BaseDataModule):

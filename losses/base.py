@@ -7,8 +7,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from losses._common import MODES, REDUCTIONS, SegInput, check_choice, check_range
+from common.checks import check_choice, check_range
+from common.names import REDUCTIONS
 from losses.class_weights import SCHEMES, weights_from_counts
+from losses.inputs import MODES, SegInput
 from losses.options import (CLASS_WEIGHTING, COMMON, SHARED_DEFAULTS, ClassWeights, own_keywords,
                             resolve_shared)
 

@@ -284,7 +284,8 @@ class CIoULoss(BoxLoss):
     ``d atan(w/h)`` grows as ``1/sqrt(w^2 + h^2)``: for boxes with a diagonal below 1 px the
     gradient of the angle is that of a 1 px diagonal (the CIoU authors drop the ``1/(w^2 + h^2)``
     factor altogether for the same reason), so degenerate boxes get a bounded gradient (< 2 per
-    pixel from this term). Gradients of boxes above 1 px equal torchvision's.
+    pixel from this term). Gradients of boxes above 1 px equal torchvision's. A ``create_graph``
+    backward differentiates that gradient as it is, with ``alpha``'s dependence on the boxes.
 
     Args:
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
@@ -307,9 +308,8 @@ class CIoULoss(BoxLoss):
         angle_t = _AspectAngle.apply(wt, ht + self.eps)
         angle_p = _AspectAngle.apply(wp, hp + self.eps)
         v = (4.0 / math.pi**2) * (angle_t - angle_p).square()
-        with torch.no_grad():
-            alpha = v / (1.0 - iou + v + self.eps)
-        return diou + alpha * v
+        alpha = v / (1.0 - iou + v + self.eps)
+        return diou + _ConstantFactor.apply(alpha, v)
 
 
 @register("eiou", task="detection")
@@ -440,6 +440,25 @@ class NWDLoss(BoxLoss):
 
 
 # --- shared geometry ---------------------------------------------------------------------------
+
+
+class _ConstantFactor(torch.autograd.Function):
+    """``alpha * v`` whose gradient holds ``alpha`` constant, ``alpha dv`` (CIoU's trade-off).
+
+    ``torch.no_grad`` around ``alpha`` would give the same gradient, but a ``create_graph``
+    backward would then miss that ``alpha`` moves with the boxes: here ``alpha`` keeps its history,
+    so the second derivative is the exact Jacobian of the gradient CIoU trains with.
+    """
+
+    @staticmethod
+    def forward(ctx, alpha: Tensor, v: Tensor) -> Tensor:
+        ctx.save_for_backward(alpha)
+        return alpha * v
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
+        (alpha,) = ctx.saved_tensors
+        return None, grad * alpha
 
 
 class _AspectAngle(torch.autograd.Function):

@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import SegInput, check_range, safe_ratio
+from common.checks import check_range
 from losses.base import SegmentationLoss
+from losses.inputs import SegInput
+from losses.region import safe_ratio
 from losses.registry import register
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from losses._common import check_choice
+from common.checks import check_choice
 from losses.base import SegmentationLoss
 from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import get_loss_class, loss_task, register

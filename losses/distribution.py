@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import SegInput, check_range, logit_bce_sum, target_nll_sum
+from common.checks import check_range
 from losses.base import SegmentationLoss
+from losses.fused import logit_bce_sum, target_nll_sum
+from losses.inputs import SegInput
 from losses.options import CLASS_WEIGHTING, COMMON
 from losses.registry import register
 
@@ -94,7 +96,7 @@ class CrossEntropyLoss(SegmentationLoss):
 
     def _reduced_multiclass(self, inp: SegInput) -> bool:
         """Whether one reduced cross-entropy node computes this call
-        (:func:`~losses._common.target_nll_sum`): logits, no smoothing, a reduction, and no other
+        (:func:`~losses.fused.target_nll_sum`): logits, no smoothing, a reduction, and no other
         term sharing ``inp``; class weights and ignored positions enter as its weight map."""
         return (inp.from_logits and self.label_smoothing == 0.0 and self.reduction != "none"
                 and inp.plan <= self.uses)
@@ -102,7 +104,7 @@ class CrossEntropyLoss(SegmentationLoss):
     def _fused_sigmoid_ce(self, inp: SegInput) -> Tensor:
         """Binary/multilabel: one fused call that also weights and reduces (same value as
         :meth:`reduce_pixels`; 0, not NaN, for an all-ignored batch): unweighted, the three-pass
-        :func:`~losses._common.logit_bce_sum`, else ``binary_cross_entropy_with_logits``.
+        :func:`~losses.fused.logit_bce_sum`, else ``binary_cross_entropy_with_logits``.
         """
         weights = self.pixel_weights(inp)
         t = inp.target

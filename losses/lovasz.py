@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._common import SegInput
 from losses.base import SegmentationLoss
+from losses.inputs import SegInput
 from losses.registry import register
 
 

@@ -27,10 +27,19 @@ import math
 import torch
 from torch import Tensor
 
-from losses._common import SegInput, check_choice, check_range, safe_ratio
+from common.checks import check_choice, check_range
 from losses.base import SegmentationLoss
+from losses.inputs import SegInput
 from losses.options import COMMON
 from losses.registry import register
+
+
+def safe_ratio(numerator: Tensor, denominator: Tensor, empty_value: float = 1.0) -> Tensor:
+    """``numerator / denominator`` with ``empty_value`` where the denominator is 0 (no NaN, no
+    NaN gradient: the masked division never sees a zero)."""
+    empty = denominator <= 0
+    ratio = numerator / torch.where(empty, torch.ones_like(denominator), denominator)
+    return torch.where(empty, torch.full_like(ratio, empty_value), ratio)
 
 
 class RegionLoss(SegmentationLoss):

@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._common import SegInput, check_range, safe_ratio
+from common.checks import check_range
 from losses.base import SegmentationLoss
+from losses.inputs import SegInput
 from losses.options import COMMON
+from losses.region import safe_ratio
 from losses.registry import register
 
 

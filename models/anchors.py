@@ -23,7 +23,7 @@ ranges (contiguous, in that distance) and the centre-sampling radius.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -168,3 +168,32 @@ def _positive_point_share(boxes: np.ndarray, levels: np.ndarray, strides: Sequen
     # grid points k·stride strictly inside (low, high) on each axis
     count = np.clip(np.ceil(high / stride[:, None]) - np.floor(low / stride[:, None]) - 1, 0, None)
     return float(np.mean(count.prod(axis=1) >= 1))
+
+
+def _fit_retinanet(boxes: np.ndarray, strides: Sequence[int], detector: Mapping[str, Any]) -> tuple[dict[str, Any], AnchorFit]:
+    fit = fit_anchor_sizes(boxes, strides, per_level=int(detector.get("anchors_per_level", 2)),
+                           aspect_ratios=list(detector.get("aspect_ratios", (0.5, 1.0, 2.0))))
+    return {"anchor_sizes": fit.sizes}, fit
+
+
+def _fit_fcos(boxes: np.ndarray, strides: Sequence[int], detector: Mapping[str, Any]) -> tuple[dict[str, Any], FCOSFit]:
+    fit = fit_fcos(boxes, strides)
+    return {"anchor_sizes": [[s] for s in fit.sizes], "center_sampling_radius": fit.center_sampling_radius}, fit
+
+
+# How each detector architecture (models.det_heads.ARCHS) fits its anchors / points to the training boxes.
+# Adding a detector adds its entry here; the run's wiring (runtime/detection_wiring.py) stays as it is.
+BOX_FITTERS: dict[str, Callable[[np.ndarray, Sequence[int], Mapping[str, Any]], tuple[dict[str, Any], Any]]] = {
+    "retinanet": _fit_retinanet,
+    "fcos": _fit_fcos,
+}
+
+
+def fit_to_boxes(detector: Mapping[str, Any], boxes: np.ndarray) -> tuple[dict[str, Any], AnchorFit | FCOSFit]:
+    """The ``model.detector`` values that fit its architecture's anchors (or FCOS points) to ``boxes``
+    ((N, 4) xyxy, network pixels), and the fit (its ``record()`` goes into ``metrics.json``).
+    ``detector`` holds ``arch``, ``returned_layers`` and the architecture's fit options."""
+    arch = detector["arch"]
+    if arch not in BOX_FITTERS:
+        raise ValueError(f"model.detector.anchor_sizes=auto: no box fit for arch={arch!r}; known: {sorted(BOX_FITTERS)}")
+    return BOX_FITTERS[arch](boxes, level_strides(detector["returned_layers"]), detector)

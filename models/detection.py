@@ -8,9 +8,11 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from metrics.cases import CaseRows
+from metrics.detection import DetectionMetrics
 from models.det_heads import set_box_loss
-from models.det_metrics import DetectionMetrics
-from models.lightning_base import check_finite_loss, check_scheduler_interval, log_training_loss, optimizers_from_factories
+from models.lightning_base import (check_finite_loss, check_scheduler_interval, finish_case_rows, log_training_loss,
+                                   optimizers_from_factories)
 
 Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
 
@@ -22,7 +24,9 @@ class DetectionModule(pl.LightningModule):
     take a pluggable box loss; see that module for how the loss is fed). The training loss is
     ``classification + box_loss_weight * bbox_regression (+ bbox_ctrness for FCOS)``; every term is
     logged as ``train/loss/<term>``. Validation and test log the contract's detection keys
-    (``val/map``, ``test/map_small``, ``test/ap/<k>``, …; see :mod:`models.det_metrics`).
+    (``val/map``, ``test/map_small``, ``test/ap/<k>``, …; see :mod:`metrics.detection`), and
+    ``case_rows(stage)`` holds one row per image of the last pass (:func:`metrics.detection.image_scores`),
+    named by the targets' ``case`` ids.
 
     Batches are ``(images, targets)`` as in docs/architecture.md: a list of ``(3, H, W)`` float
     images in [0, 1] and a list of ``{"boxes": (K, 4) xyxy px, "labels": (K,) in [1, num_classes]}``.
@@ -58,6 +62,7 @@ class DetectionModule(pl.LightningModule):
         self.box_loss_weight = float(box_loss_weight)
         self.val_metrics = DetectionMetrics(num_classes, metrics_backend)
         self.test_metrics = DetectionMetrics(num_classes, metrics_backend)
+        self._cases = {stage: CaseRows(stage) for stage in ("val", "test")}
 
     @property
     def net(self) -> nn.Module:
@@ -81,16 +86,30 @@ class DetectionModule(pl.LightningModule):
         log_training_loss(self, loss, terms, len(images))
         return loss
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+    def _evaluate(self, batch: Batch, metrics: DetectionMetrics, stage: str) -> None:
         images, targets = batch
-        self.val_metrics.update(self(images), targets)
+        rows = metrics.update(self(images), targets)
+        cases = [t["case"] for t in targets] if all("case" in t for t in targets) else None
+        self._cases[stage].add(cases, rows)
+
+    def case_rows(self, stage: str) -> list[dict[str, Any]]:
+        """The per-image rows of the last ``stage`` pass (``val`` or ``test``), in loader order."""
+        return self._cases[stage].rows
+
+    def on_validation_epoch_start(self) -> None:
+        self._cases["val"].reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")
 
+    def on_test_epoch_start(self) -> None:
+        self._cases["test"].reset()
+
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        images, targets = batch
-        self.test_metrics.update(self(images), targets)
+        self._evaluate(batch, self.test_metrics, "test")
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics(self.test_metrics, "test")
@@ -101,6 +120,7 @@ class DetectionModule(pl.LightningModule):
     def _log_metrics(self, metrics: DetectionMetrics, stage: str) -> None:
         self.log_dict({f"{stage}/{key}": value.to(self.device) for key, value in metrics.compute().items()})
         metrics.reset()
+        finish_case_rows(self, self._cases[stage])
 
     def configure_optimizers(self) -> Any:
         scheduler = self.scheduler_factory

@@ -1,5 +1,6 @@
 """What every lossbench LightningModule shares: the scheduler-interval check, the non-finite-loss stop,
-the training-loss logging and Lightning's optimizer configuration from Hydra ``_partial_`` factories."""
+the training-loss logging, Lightning's optimizer configuration from Hydra ``_partial_`` factories and the
+end of a pass's per-case rows."""
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
@@ -7,6 +8,9 @@ from typing import Any, Callable, Mapping
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from metrics.cases import CaseRows
 
 SCHEDULER_INTERVALS = ("epoch", "step")
 
@@ -50,3 +54,15 @@ def optimizers_from_factories(
     if scheduler is None:
         return built
     return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(optimizer=built), "interval": interval}}
+
+
+def finish_case_rows(module: pl.LightningModule, rows: CaseRows) -> None:
+    """End of a pass: gather and order ``rows`` against the size of the split the trainer evaluated."""
+    loader = module.trainer.val_dataloaders if rows.split == "val" else module.trainer.test_dataloaders
+    size = None
+    if isinstance(loader, DataLoader):
+        try:
+            size = len(loader.dataset)
+        except TypeError:  # an iterable dataset without a length: no padding to drop
+            size = None
+    rows.finish(size)

@@ -9,8 +9,10 @@ import torch
 from torch import Tensor, nn
 
 from common.names import DATA_MODES
-from models.lightning_base import check_finite_loss, check_scheduler_interval, log_training_loss, optimizers_from_factories
-from models.seg_metrics import SegmentationMetrics
+from metrics.cases import CaseRows
+from metrics.segmentation import SegmentationMetrics
+from models.lightning_base import (check_finite_loss, check_scheduler_interval, finish_case_rows, log_training_loss,
+                                   optimizers_from_factories)
 
 
 def build_smp(
@@ -49,6 +51,9 @@ class SegmentationModule(pl.LightningModule):
     whole images). Each term of a composite loss (``loss.last_terms``) is logged as ``train/loss/<term>``.
     ``surface_tolerance_mm``: 3-D only, adds HD95 and NSD at that tolerance (mm), using the batch's
     ``spacing`` ``(B, 3)`` when the datamodule provides it.
+
+    Each val/test pass also scores every case on its own (:class:`~metrics.segmentation.CaseScores`):
+    ``case_rows(stage)`` holds one row per case of the last pass, named by the batch's ``case`` ids.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class SegmentationModule(pl.LightningModule):
         metric_classes = 2 if mode == "binary" else num_classes
         self.val_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets, surface_tolerance_mm)
         self.test_metrics = SegmentationMetrics(metric_classes, ignore_index, small_object_buckets, surface_tolerance_mm)
+        self._cases = {stage: CaseRows(stage) for stage in ("val", "test")}
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
@@ -105,19 +111,31 @@ class SegmentationModule(pl.LightningModule):
         logits = self.predict_logits(batch["image"])
         loss = self.loss(logits, batch["mask"])
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=batch["image"].shape[0], sync_dist=True)
-        metrics.update(self.logits_to_labels(logits), batch["mask"], batch.get("spacing"))
+        scores = metrics.update(self.logits_to_labels(logits), batch["mask"], batch.get("spacing"))
+        self._cases[stage].add(batch.get("case"), scores.rows())
 
     def _log_metrics(self, metrics: SegmentationMetrics, stage: str) -> None:
         # A class absent everywhere has NaN scores: logged as such (null in metrics.json), and left
         # out of the means, so the monitored metrics stay finite.
         self.log_dict({f"{stage}/{key}": value.float() for key, value in metrics.compute().items()})
         metrics.reset()
+        finish_case_rows(self, self._cases[stage])
+
+    def case_rows(self, stage: str) -> list[dict[str, Any]]:
+        """The per-case rows of the last ``stage`` pass (``val`` or ``test``), in loader order."""
+        return self._cases[stage].rows
+
+    def on_validation_epoch_start(self) -> None:
+        self._cases["val"].reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self._cases["test"].reset()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test")

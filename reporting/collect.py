@@ -54,6 +54,7 @@ class Run:
     history: dict[str, list[float | None]] = field(default_factory=dict, repr=False)
     best_epoch: int | None = None
     early_stopped: bool | None = None
+    resumes: list[dict[str, Any]] = field(default_factory=list, repr=False)  # restarts from last.ckpt (metrics.json "resumes")
 
     @property
     def completed(self) -> bool:
@@ -175,6 +176,7 @@ def read_run(run_dir: Path) -> Run:
         history=_history(record.get("history")),
         best_epoch=best_epoch if isinstance(best_epoch, int) and not isinstance(best_epoch, bool) else None,
         early_stopped=_early_stopped(record),
+        resumes=[r for r in record.get("resumes") or [] if isinstance(r, dict)],
     )
 
 

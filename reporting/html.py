@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from metrics.names import bucket_order, higher_is_better
 from reporting.collect import Run
 from reporting.grouping import shared_overrides
 from reporting.leaderboard import Leaderboard, row_labels
-from reporting.markdown import (Extras, budget_sentence, describe, fmt, fmt_p, fmt_rank, metric_cell, significant, test_cell,
-                                warnings)
-from reporting.metric_names import bucket_order, column, higher_is_better
+from reporting.markdown import (Extras, budget_sentence, describe, fmt, fmt_p, metric_cell, pairwise_lines, plan_lines,
+                                rank_cell, significant, stability_sentence, test_cell, warnings)
+from reporting.metric_names import column
 from reporting.plots import class_names
 from reporting.stats import summarize
 
@@ -80,10 +81,15 @@ def write_report(path: Path, lb: Leaderboard, runs: list[Run], plots: list[Path]
                  _tests_table(lb, part)]
         if tuple(key) in taus:
             body.append(f"<p class=meta>{_inline(budget_sentence(taus[tuple(key)], lb))}</p>")
+        if key in lb.stability:
+            body.append(f"<p class=meta>{_inline(stability_sentence(lb, key))}</p>")
         body += _family_tables(lb, key, part)
     body.append("<h2 id=across>Across tables</h2>")
     if extras.across is not None:
         body += [f"<p>{_inline(extras.across.verdict)}</p>", _ranks_table(extras.across)]
+        body += _markdown_block(pairwise_lines(extras.across, lb.alpha))
+    if extras.plans is not None:
+        body += ["<h2 id=planning>Planning</h2>", *_markdown_block(plan_lines(extras))]
     if plots:
         body.append("<h2 id=plots>Plots</h2>")
         body += [f"<figure><img alt='{_e(p.stem)}' src='data:image/png;base64,"
@@ -118,7 +124,7 @@ def _leaderboard_table(lb: Leaderboard, part: pd.DataFrame) -> str:
     for label, (_, row) in zip(row_labels(part), part.iterrows()):
         cls = " class=best" if row["rank"] == 1 else (" class=failed" if row["n_runs"] == 0 else
                                                      " class=base" if label == base else "")
-        cells = [f"<td>{fmt_rank(row['rank'])}</td>",
+        cells = [f"<td data-v='{_v(row['rank'])}'>{_e(rank_cell(row, lb.rank_by))}</td>",
                  f"<td class=l>{_e(label)}{' †' if row['n_failed'] else ''}"
                  f"{' <small>(baseline)</small>' if label == base else ''}</td>",
                  f"<td>{row['n_runs']}</td>", f"<td>{row['n_failed']}</td>"]
@@ -194,6 +200,25 @@ def _ranks_table(across) -> str:
             f"n_blocks = {across.n_blocks}, Nemenyi CD = {fmt(across.cd, 2)} ranks</p>"
             "<table class=sortable><thead><tr><th class=l>loss</th><th>avg rank</th><th>n_blocks</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
+
+
+def _markdown_block(lines: list[str]) -> list[str]:
+    """The few Markdown shapes the summary lines use — paragraphs, ``- `` items, pipe tables — as HTML."""
+    out, table = [], []
+    for line in [*lines, ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-"):
+                table.append([c.strip() for c in line.strip("|").split("|")])
+            continue
+        if table:
+            head, *rest = table
+            out.append("<table class=sortable><thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head)
+                       + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td class=l>{_inline(c)}</td>" for c in r)
+                                                         + "</tr>" for r in rest) + "</tbody></table>")
+            table = []
+        if line:
+            out.append(f"<p class=meta>{_inline(line.removeprefix('- '))}</p>")
+    return out
 
 
 def _metric_html(cell: str) -> str:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from metrics.names import higher_is_better
 from reporting.leaderboard import Leaderboard, row_labels
 from reporting.markdown import TEST_NAMES, fmt, fmt_p, significant
-from reporting.metric_names import column, higher_is_better
+from reporting.metric_names import column
 
 _ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -67,7 +68,8 @@ def _tests_table(lb: Leaderboard, title: str, part: pd.DataFrame, effect: str) -
         return []
     out = [r"\begin{table}[t]", r"\centering\scriptsize",
            rf"\caption{{{escape(title)}: paired differences to {escape(base)} (same seeds): $\Delta$ "
-           rf"[{escape(f'{lb.confidence:.0%}')} t interval], $p$ / Holm $p$, effect size {escape(effect)}.}}",
+           rf"[{escape(f'{lb.confidence:.0%}')} t interval], $p$ / Holm $p$, effect size {escape(effect)}"
+           + _case_note(part, lb.metrics) + ".}",
            r"\begin{tabular}{l" + "l" * len(lb.metrics) + "}", r"\toprule",
            " & ".join(["Loss", *[escape(m) for m in lb.metrics]]) + r" \\", r"\midrule"]
     for label, row in rows:
@@ -82,6 +84,15 @@ def _tests_table(lb: Leaderboard, title: str, part: pd.DataFrame, effect: str) -
                          rf"{fmt(row[f'{c}_effect'], 2)}" + (r"$^{*}$" if significant(lb, row, m) else ""))
         out.append(" & ".join(cells) + r" \\")
     return out + [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+
+
+def _case_note(part: pd.DataFrame, metrics: list[str]) -> str:
+    """Per-case metrics (unit ``case``) are tested differently; say so in the caption."""
+    case = [m for m in metrics if (part[column(m) + "_unit"] == "case").any()]
+    if not case:
+        return ""
+    return (r"; per-case metrics (" + escape(", ".join(case)) + r"): seeds $\times$ test cases, $p$ of the two-level "
+            r"$t$ test, effect size the rank-biserial $r$ of the per-case differences")
 
 
 def _best(part: pd.DataFrame, metric: str) -> float | None:

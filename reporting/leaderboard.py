@@ -12,6 +12,14 @@ by the mean of ``rank_by`` over the table's *common seeds*: the seeds every row 
 failed a seed is marked and cannot outrank another by leaving out its hardest seed. With
 ``failed_as_worst`` a failed run counts instead as the table's worst completed value of each metric
 (for the means, tests and rank alike) and the common seeds are those every row ran.
+
+**Unit** (``<m>_unit``): ``case`` when every completed run of the table has a per-case file with the
+metric's column (``reporting.cases``): the row value is the mean over cases per seed, then over seeds,
+with the crossed seeds × cases interval, and the test against the baseline is the Wilcoxon
+two-level t test of the mean difference (``<m>_p``, for the ``*``) next to the Wilcoxon signed-rank
+test of the per-case differences (``<m>_p_wilcoxon``; ``reporting.hierarchical``); else ``seed``: the
+per-run statistics of ``reporting.stats``. ``--failed-as-worst`` tables with a failed run use ``seed``.
+Every metric gets its rank's bootstrap 5th–95th percentile (``reporting.stability``).
 """
 from __future__ import annotations
 
@@ -21,11 +29,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from metrics.names import bucket_order, higher_is_better, is_bounded
 from reporting.budget import converged, curve
+from reporting.cases import TableCases, check_split_hashes, read_table_cases
 from reporting.collect import Run
 from reporting.grouping import Grouping, RowKey, TableKey, group_runs
-from reporting.metric_names import DEFAULT_BASELINE, HEADLINE, bucket_order, column, higher_is_better
+from reporting.hierarchical import paired_cases, summarize_cases, two_level_mean
+from reporting.metric_names import DEFAULT_BASELINE, HEADLINE, column
+from reporting.stability import RankStability, rank_stability
 from reporting.stats import CI_METHODS, TESTS, holm, paired_test, summarize
+
+RESAMPLES = 2_000
 
 KEY_COLUMNS = ("datamodule", "model", "settings", "loss", "loss_params")
 
@@ -46,6 +60,11 @@ class Leaderboard:
     grouping: Grouping
     values: "_MetricReader" = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    cases: dict[TableKey, "CaseData"] = field(default_factory=dict, repr=False)
+    stability: dict[TableKey, RankStability] = field(default_factory=dict, repr=False)
+    resamples: int = RESAMPLES
+    case_warnings: list[str] = field(default_factory=list)
+    _parts: list | None = field(default=None, repr=False)
 
     @property
     def alpha(self) -> float:
@@ -56,13 +75,19 @@ class Leaderboard:
         return self.values.history_key(run, self.rank_by)
 
     def parts(self) -> list[tuple[TableKey, pd.DataFrame]]:
-        """One part per table, in the grouping's order, rows sorted by rank (unranked last)."""
-        t = self.table
-        out = []
-        for key in self.grouping.tables:
-            mask = (t["datamodule"] == key.datamodule) & (t["model"] == key.model) & (t["settings"] == key.settings)
-            out.append((key, t[mask].sort_values(["rank", "loss", "loss_params"], na_position="last")))
-        return out
+        """One part per table, in the grouping's order, rows sorted by rank (unranked last); computed once
+        (one sort of the whole table, not one mask and sort per table: 300 tables took seconds)."""
+        if self._parts is None:
+            t = self.table
+            order = {tuple(k): i for i, k in enumerate(self.grouping.tables)}
+            table_no = np.fromiter((order[k] for k in zip(t["datamodule"], t["model"], t["settings"])),
+                                   dtype=np.int64, count=len(t))
+            ranked = t.assign(_table=table_no).sort_values(["_table", "rank", "loss", "loss_params"],
+                                                           na_position="last", kind="stable")
+            bounds = np.searchsorted(ranked["_table"].to_numpy(), np.arange(len(order) + 1))
+            ranked = ranked.drop(columns="_table")
+            self._parts = [(key, ranked.iloc[bounds[i]:bounds[i + 1]]) for i, key in enumerate(self.grouping.tables)]
+        return self._parts
 
     def runs_of(self, key: TableKey, row: pd.Series) -> list[Run]:
         return self.grouping.tables[key][RowKey(row["loss"], row["loss_params"])]
@@ -79,15 +104,24 @@ def row_labels(part: pd.DataFrame) -> list[str]:
     return [f"{l} {p}".strip() for l, p in zip(part["loss"], part["loss_params"])]
 
 
+@dataclass
+class CaseData:
+    """Per-case matrices of one table: ``rows[metric][row] = (seeds, X)`` with ``X`` ``(seeds, cases)``."""
+
+    cases: list[str]
+    rows: dict[str, dict[RowKey, tuple[list, np.ndarray]]] = field(default_factory=dict)
+
+
 def build_leaderboard(runs: list[Run], baseline: str | None = None, test: str = "t",
                       metrics: list[str] | None = None, rank_by: str | None = None,
                       confidence: float = 0.95, ci_method: str = "t", failed_as_worst: bool = False,
-                      grouping: Grouping | None = None) -> Leaderboard:
+                      grouping: Grouping | None = None, resamples: int = RESAMPLES, seed: int = 0) -> Leaderboard:
     """Aggregate ``runs`` (one task) into a :class:`Leaderboard`.
 
     ``metrics`` are names without the split prefix (``miou``, ``iou/3``); default: the task's
     headline metrics present in the runs. ``rank_by`` defaults to the first metric; ``baseline``
-    to ``ce`` (segmentation) or ``giou`` (detection).
+    to ``ce`` (segmentation) or ``giou`` (detection). ``resamples`` bootstrap resamples (seeded by
+    ``seed`` and the table's position) give the rank percentiles.
     """
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}")
@@ -112,16 +146,39 @@ def build_leaderboard(runs: list[Run], baseline: str | None = None, test: str = 
     grouping = grouping or group_runs(runs)
     notes = list(values.notes) if "iou_rare" in names else []
 
+    if resamples < 100:
+        raise ValueError(f"resamples must be >= 100 for 5-95 % rank percentiles, got {resamples!r}")
     rows: list[dict] = []
-    for table_key, table_rows in grouping.tables.items():
-        rows += _table(table_key, table_rows, names, values, baseline, test, confidence, ci_method, rank_by,
-                       failed_as_worst, notes)
+    cases: dict[TableKey, CaseData] = {}
+    stability: dict[TableKey, RankStability] = {}
+    case_warnings: list[str] = []
+    for i, (table_key, table_rows) in enumerate(grouping.tables.items()):
+        check_split_hashes([r for rs in table_rows.values() for r in rs], table_key.title)
+        tc = _table_cases(table_key, table_rows, split, failed_as_worst)
+        if tc is not None:
+            case_warnings += tc.warnings
+        part, data, stab = _table(table_key, table_rows, names, values, baseline, test, confidence, ci_method,
+                                  rank_by, failed_as_worst, notes, tc, resamples, (seed, i))
+        rows += part
+        if data is not None:
+            cases[table_key] = data
+        if stab is not None:
+            stability[table_key] = stab
     table = pd.DataFrame(rows)
     if baseline not in set(table["loss"]) and baseline not in set(row_labels(table)):
         notes.append(f"baseline loss {baseline!r} is not among the runs: no paired tests "
                      f"(choose one with --baseline; losses: {', '.join(sorted(set(table['loss'])))})")
     return Leaderboard(table, names, split, baseline, test, rank_by, confidence, ci_method, failed_as_worst,
-                       grouping, values, notes)
+                       grouping, values, notes, cases, stability, resamples, case_warnings)
+
+
+def _table_cases(key: TableKey, table_rows: dict[RowKey, list[Run]], split: str,
+                 failed_as_worst: bool) -> TableCases | None:
+    runs = [r for rs in table_rows.values() for r in rs]
+    done = [r for r in runs if r.completed]
+    if failed_as_worst and len(done) < len(runs):
+        return None
+    return read_table_cases(done, split, key.title)
 
 
 class _MetricReader:
@@ -227,8 +284,9 @@ def _resolve_metrics(metrics: list[str] | None, task: str, completed: list[Run],
 
 
 def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, values, baseline, test, confidence,
-           ci_method, rank_by, failed_as_worst, notes) -> list[dict]:
-    """The rows of one table: summaries, paired tests with Holm, ranks on the common seeds."""
+           ci_method, rank_by, failed_as_worst, notes, tc: TableCases | None, resamples: int,
+           seed: tuple) -> tuple[list[dict], CaseData | None, RankStability | None]:
+    """The rows of one table: summaries, paired tests with Holm, ranks on the common seeds, rank stability."""
     def seeds(runs, done_only=True):
         return {r.seed for r in runs if r.seed is not None and (r.completed or not done_only)}
 
@@ -252,6 +310,7 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
     if base_key is None and len(table_rows) > 1:
         notes.append(f"{table_key.title}: no `{baseline}` row, so no paired tests in this table")
     base_by_seed = {r.seed: r for r in used(table_rows[base_key])} if base_key else {}
+    data = _case_matrices(table_rows, names, values, tc)
 
     out = []
     for row_key, runs in table_rows.items():
@@ -260,6 +319,7 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
         row: dict[str, object] = dict(zip(KEY_COLUMNS, (*table_key, *row_key)))
         row["n_runs"] = len(done)
         row["n_failed"] = len(runs) - len(done)
+        row["n_resumed"] = sum(1 for r in done if r.resumes)  # runs stitched from an interrupted attempt
         row["seeds"] = " ".join(str(s) for s in sorted(seeds(runs), key=_seed_order))
         row["failed_seeds"] = " ".join(str(s) for s in failed_seeds)
         row["rank_seeds"] = len(common)
@@ -273,32 +333,129 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
         row["converged"] = _converged_share(done, values, rank_by)
         for m in names:
             c = column(m)
-            s = summarize([value(r, m) for r in used(runs)], confidence=confidence, method=ci_method)
-            row[f"{c}_mean"], row[f"{c}_std"], row[f"{c}_ci_low"], row[f"{c}_ci_high"] = s.mean, s.std, s.ci_low, s.ci_high
-            row[f"{c}_n"] = s.n
-            in_common = [value(r, m) for r in used(runs) if r.seed in common]
-            finite = [v for v in in_common if math.isfinite(v)]
-            row[f"{c}_rank_value"] = float(np.mean(finite)) if finite and len(common) else math.nan
-            if pairs:
-                p = paired_test([value(a, m) for a, _ in pairs], [value(b, m) for _, b in pairs], test, confidence)
-                row.update({f"{c}_delta": p.mean_diff, f"{c}_delta_ci_low": p.ci_low, f"{c}_delta_ci_high": p.ci_high,
-                            f"{c}_p": p.p_value, f"{c}_effect": p.effect_size, f"{c}_degenerate": p.degenerate or ""})
+            higher, bounded = higher_is_better(m), is_bounded(m)
+            per_case = data.rows.get(m) if data is not None else None
+            if per_case is not None:
+                row_seeds, x = per_case[row_key]
+                s = summarize_cases(x, confidence, bounded)
+                row[f"{c}_unit"], row[f"{c}_n_cases"] = "case", s.n_cases
+                row[f"{c}_mean"], row[f"{c}_std"], row[f"{c}_ci_low"], row[f"{c}_ci_high"] = s.mean, s.std, s.ci_low, s.ci_high
+                row[f"{c}_n"] = s.n_seeds
+                in_common = [i for i, sd in enumerate(row_seeds) if sd in common]
+                row[f"{c}_rank_value"] = float(two_level_mean(x[in_common])) if in_common and common else math.nan
             else:
-                row.update({f"{c}_delta": math.nan, f"{c}_delta_ci_low": math.nan, f"{c}_delta_ci_high": math.nan,
-                            f"{c}_p": math.nan, f"{c}_effect": math.nan, f"{c}_degenerate": ""})
+                s = summarize([value(r, m) for r in used(runs)], confidence=confidence, method=ci_method,
+                              bounded=bounded)
+                row[f"{c}_unit"], row[f"{c}_n_cases"] = "seed", 0
+                row[f"{c}_mean"], row[f"{c}_std"], row[f"{c}_ci_low"], row[f"{c}_ci_high"] = s.mean, s.std, s.ci_low, s.ci_high
+                row[f"{c}_n"] = s.n
+                finite = [v for v in (value(r, m) for r in used(runs) if r.seed in common) if math.isfinite(v)]
+                row[f"{c}_rank_value"] = float(np.mean(finite)) if finite and len(common) else math.nan
+            empty = {f"{c}_delta": math.nan, f"{c}_delta_ci_low": math.nan, f"{c}_delta_ci_high": math.nan,
+                     f"{c}_p": math.nan, f"{c}_effect": math.nan, f"{c}_degenerate": "", f"{c}_p_wilcoxon": math.nan,
+                     f"{c}_prob_superiority": math.nan}
+            row.update(empty)
+            if per_case is not None and base_key is not None and row_key != base_key:
+                base_seeds, bx = per_case[base_key]
+                shared = [sd for sd in row_seeds if sd in set(base_seeds)]
+                if shared:
+                    pos_r = [row_seeds.index(sd) for sd in shared]
+                    pos_b = [base_seeds.index(sd) for sd in shared]
+                    pc = paired_cases(x[pos_r], bx[pos_b], higher, confidence)
+                    row.update({f"{c}_delta": pc.delta, f"{c}_delta_ci_low": pc.ci_low, f"{c}_delta_ci_high": pc.ci_high,
+                                f"{c}_p": pc.p_value, f"{c}_effect": pc.effect_size, f"{c}_p_wilcoxon": pc.p_wilcoxon,
+                                f"{c}_prob_superiority": pc.prob_superiority,
+                                f"{c}_degenerate": "no difference" if pc.delta == 0 and pc.p_value == 1 else ""})
+            elif pairs:
+                a = [value(r, m) for r, _ in pairs]
+                b = [value(r, m) for _, r in pairs]
+                p = paired_test(a, b, test, confidence)
+                row.update({f"{c}_delta": p.mean_diff, f"{c}_delta_ci_low": p.ci_low, f"{c}_delta_ci_high": p.ci_high,
+                            f"{c}_p": p.p_value, f"{c}_effect": p.effect_size, f"{c}_degenerate": p.degenerate or "",
+                            f"{c}_prob_superiority": _superiority(a, b, higher)})
         out.append(row)
     for m in names:
         c = column(m)
-        adjusted = holm([r[f"{c}_p"] for r in out])
-        for r, p in zip(out, adjusted):
-            r[f"{c}_p_holm"] = float(p)
+        for src in ("p", "p_wilcoxon"):
+            adjusted = holm([r[f"{c}_{src}"] for r in out])
+            for r, p in zip(out, adjusted):
+                r[f"{c}_{src}_holm"] = float(p)
     rb = column(rank_by) + "_rank_value"
     ranks = pd.Series([r[rb] for r in out], dtype=float).rank(ascending=not higher_is_better(rank_by), method="min")
     for r, k in zip(out, ranks):
         r["rank"] = float(k)
     if not common and len(table_rows) > 1:
         notes.append(f"{table_key.title}: no seed was completed by every row, so the rows are not ranked")
-    return [_ordered(r, names) for r in out]
+    stab = _rank_percentiles(out, table_rows, names, rank_by, common, data, value, used, resamples, seed)
+    return [_ordered(r, names) for r in out], data, stab
+
+
+def _case_matrices(table_rows: dict[RowKey, list[Run]], names: list[str], values, tc: TableCases | None) -> CaseData | None:
+    """Per metric whose column every completed run's case file has: each row's ``(seeds, X[seed, case])``."""
+    if tc is None or len(tc.cases) < 2:
+        return None
+    data = CaseData(tc.cases)
+    done = {key: sorted((r for r in runs if r.completed), key=lambda r: _seed_order(r.seed))
+            for key, runs in table_rows.items()}
+    every = [r for rs in done.values() for r in rs]
+    for m in names:
+        col = values.key(every[0], m).split("/", 1)[1]
+        if any(values.key(r, m).split("/", 1)[1] != col for r in every) or not tc.has(every, col):
+            continue
+        n = len(tc.cases)
+        data.rows[m] = {key: ([r.seed for r in rs],
+                              np.stack([tc.values(r, col) for r in rs]) if rs else np.empty((0, n)))
+                        for key, rs in done.items()}
+    return data if data.rows else None
+
+
+def _superiority(a: list[float], b: list[float], higher: bool) -> float:
+    """Share of pairs where ``a`` beats ``b`` (ties half)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    if not d.size:
+        return math.nan
+    d[np.abs(d) <= 1e-9] = 0.0
+    wins = (d > 0) if higher else (d < 0)
+    return float((wins.sum() + 0.5 * (d == 0).sum()) / d.size)
+
+
+def _rank_percentiles(out: list[dict], table_rows, names, rank_by, common, data: CaseData | None, value, used,
+                      resamples: int, seed: tuple) -> RankStability | None:
+    """``<m>_rank_p05`` / ``_p95`` for every metric (bootstrap over the common seeds and, for per-case
+    metrics, the cases); returns the rank-by metric's full result."""
+    keys = list(table_rows)
+    common_sorted = sorted(common, key=_seed_order)
+    result = None
+    for m in names:
+        c = column(m)
+        for r in out:
+            r[f"{c}_rank_p05"] = r[f"{c}_rank_p95"] = math.nan
+        if not common_sorted:
+            continue
+        ranked, mats = [], []
+        per_case = data.rows.get(m) if data is not None else None
+        for i, key in enumerate(keys):
+            if per_case is not None:
+                row_seeds, x = per_case[key]
+                if not set(common_sorted) <= set(row_seeds):
+                    continue
+                mats.append(x[[row_seeds.index(sd) for sd in common_sorted]])
+            else:
+                by_seed = {r.seed: r for r in used(table_rows[key])}
+                if not set(common_sorted) <= set(by_seed):
+                    continue
+                mats.append(np.array([[value(by_seed[sd], m)] for sd in common_sorted]))
+            ranked.append(i)
+        if len(ranked) < 2:
+            continue
+        stab = rank_stability(np.stack(mats), [keys[i].label for i in ranked], higher_is_better(m), resamples, seed,
+                              tau=m == rank_by)
+        for i, a, b in zip(ranked, stab.p05, stab.p95):
+            out[i][f"{c}_rank_p05"], out[i][f"{c}_rank_p95"] = float(a), float(b)
+        if m == rank_by:
+            result = stab
+    return result
 
 
 def _seed_order(seed: object) -> tuple[int, float, str]:
@@ -306,11 +463,12 @@ def _seed_order(seed: object) -> tuple[int, float, str]:
 
 
 def _ordered(row: dict, names: list[str]) -> dict:
-    head = [*KEY_COLUMNS, "rank", "rank_seeds", "n_runs", "n_failed", "seeds", "failed_seeds", "converged",
+    head = [*KEY_COLUMNS, "rank", "rank_seeds", "n_runs", "n_failed", "n_resumed", "seeds", "failed_seeds", "converged",
             "train_time_s", "baseline", "test", "ci_method", "n_pairs"]
     cols = head + [f"{column(m)}_{s}" for m in names for s in
-                   ("mean", "std", "ci_low", "ci_high", "n", "rank_value", "delta", "delta_ci_low", "delta_ci_high",
-                    "p", "p_holm", "effect", "degenerate")]
+                   ("unit", "mean", "std", "ci_low", "ci_high", "n", "n_cases", "rank_value", "rank_p05", "rank_p95",
+                    "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "effect", "degenerate", "p_wilcoxon",
+                    "p_wilcoxon_holm", "prob_superiority")]
     return {c: row[c] for c in cols}
 
 

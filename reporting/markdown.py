@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from metrics.names import higher_is_better
 from reporting.budget import CONVERGE_TOL
 from reporting.collect import Skipped
 from reporting.leaderboard import Leaderboard, row_labels
-from reporting.metric_names import column, higher_is_better
+from reporting.metric_names import column
 from reporting.ranks import AcrossTables
 from reporting.stats import BCA_MIN_N
 
@@ -24,6 +25,8 @@ class Extras:
     across: AcrossTables | None = None
     taus: list[dict] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    plans: list[dict] | None = None
+    plan_options: dict = field(default_factory=dict)
 
 
 def fmt(x: object, digits: int = 3) -> str:
@@ -54,16 +57,43 @@ def metric_cell(row: pd.Series, metric: str) -> str:
     n = int(row[f"{c}_n"])
     if n == 0:
         return "–"
-    if n == 1:
+    case = row.get(f"{c}_unit") == "case"
+    if n == 1 and not case:
         return f"{fmt(row[c + '_mean'])} (n=1)"
-    text = f"{fmt(row[c + '_mean'])} ± {fmt(row[c + '_std'])} [{fmt(row[c + '_ci_low'])}, {fmt(row[c + '_ci_high'])}]"
+    std = "" if n == 1 else f" ± {fmt(row[c + '_std'])}"
+    ci = "" if _nan(row[c + "_ci_low"]) else f" [{fmt(row[c + '_ci_low'])}, {fmt(row[c + '_ci_high'])}]"
+    text = f"{fmt(row[c + '_mean'])}{std}{ci}"
+    if case:
+        return text + f" ({n}×{int(row[c + '_n_cases'])})"
     return text + (f" (n={n})" if n != int(row["n_runs"]) else "")
+
+
+def _nan(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def rank_cell(row: pd.Series, metric: str) -> str:
+    """``rank (p05–p95)``: the rank and its bootstrap 5–95 % range."""
+    c = column(metric)
+    rank = fmt_rank(row["rank"])
+    lo, hi = row.get(f"{c}_rank_p05"), row.get(f"{c}_rank_p95")
+    if rank == "–" or _nan(lo):
+        return rank
+    return f"{rank} ({int(lo)}–{int(hi)})" if lo != hi else f"{rank} ({int(lo)})"
 
 
 def test_cell(lb: Leaderboard, row: pd.Series, metric: str) -> str:
     """``Δ [CI]; p, Holm p; effect`` with ``*`` when the Holm-adjusted p is below α."""
     c = column(metric)
-    if int(row["n_pairs"]) == 0 or math.isnan(row[f"{c}_delta"]):
+    if math.isnan(row[f"{c}_delta"]):
+        return "–"
+    if row.get(f"{c}_unit") == "case":
+        text = (f"{row[f'{c}_delta']:+.3f} [{fmt(row[f'{c}_delta_ci_low'])}, {fmt(row[f'{c}_delta_ci_high'])}]; "
+                f"p {fmt_p(row[f'{c}_p'])}, Holm {fmt_p(row[f'{c}_p_holm'])}; Wilcoxon (cases) p "
+                f"{fmt_p(row[f'{c}_p_wilcoxon'])}, Holm {fmt_p(row[f'{c}_p_wilcoxon_holm'])}; "
+                f"PS {fmt(row[f'{c}_prob_superiority'], 2)}")
+        return text + (" *" if significant(lb, row, metric) else "")
+    if int(row["n_pairs"]) == 0:
         return "–"
     effect = TEST_NAMES[lb.test][2]
     text = (f"{row[f'{c}_delta']:+.3f} [{fmt(row[f'{c}_delta_ci_low'])}, {fmt(row[f'{c}_delta_ci_high'])}]; "
@@ -81,7 +111,7 @@ def significant(lb: Leaderboard, row: pd.Series, metric: str) -> bool:
 def describe(lb: Leaderboard) -> list[str]:
     """The sentences a reader needs to interpret the numbers (also used by the HTML and LaTeX outputs)."""
     test_name, effect_name, _ = TEST_NAMES[lb.test]
-    ci = (f"{lb.confidence:.0%} Student-t interval of the mean" if lb.ci_method == "t" else
+    ci = (f"{lb.confidence:.0%} Student-t interval of the mean (logit scale for scores in [0, 1])" if lb.ci_method == "t" else
           f"{lb.confidence:.0%} BCa bootstrap interval of the mean (9 999 resamples; t interval for rows with "
           f"< {BCA_MIN_N} seeds)")
     directions = [m for m in lb.metrics if not higher_is_better(m)]
@@ -101,6 +131,23 @@ def describe(lb: Leaderboard) -> list[str]:
         f"the epochs improves the best value by ≤ {CONVERGE_TOL:g}, or early stopping ended the run); "
         "time = mean wall-clock seconds per completed run, which also depends on the machine's load.",
     ]
+    units = {str(u) for m in lb.metrics for u in lb.table[column(m) + "_unit"]} if len(lb.table) else set()
+    if "case" in units:
+        lines.append(
+            "Unit `case` (cells marked S×C: seeds × test cases): the row value is the mean over the test cases per "
+            "seed, then over the seeds; the interval is the crossed seeds × cases t interval (seed and case "
+            "variance, Welch–Satterthwaite df; on the logit scale for scores in [0, 1]); Δ = mean per-case "
+            "difference on the shared seeds with the same interval; p = the two-level t test of Δ (seed and case "
+            "variance; agrees with the interval; it sets the *); Wilcoxon (cases) = two-sided Wilcoxon "
+            "signed-rank test of the per-case differences averaged over the shared seeds (unit: case; it holds the "
+            "trained models fixed, so it ignores seed-to-seed variation); Holm over the rows for each; PS = "
+            "probability of superiority, the share of test cases on which the row beats the baseline (ties half). "
+            "docs/statistics.md has the methods and their coverage.")
+    if "seed" in units:
+        lines.append("Unit `seed` (no per-case files): one number per run, the statistics above; for scores in "
+                     "[0, 1] the t interval is taken on the logit scale, so it stays inside [0, 1].")
+    lines.append(f"Rank column: rank (bootstrap 5–95 % range of the rank over {lb.resamples} resamples of the "
+                 "common seeds and, for unit `case`, the test cases); `<m>_rank_p05/p95` in the CSV.")
     pairs = lb.table["n_pairs"].max() if len(lb.table) else 0
     if lb.test == "wilcoxon" and 0 < pairs <= 5:
         lines.append(f"With n ≤ {pairs} pairs the smallest possible two-sided Wilcoxon p is "
@@ -110,7 +157,7 @@ def describe(lb: Leaderboard) -> list[str]:
 
 def warnings(lb: Leaderboard) -> list[str]:
     """Config edits between runs, and a baseline or top row that did not converge."""
-    out = list(lb.grouping.warnings)
+    out = list(lb.grouping.warnings) + list(lb.case_warnings)
     unknown = lb.table["converged"].isna().all() if len(lb.table) else True
     for key, part in lb.parts():
         base = lb.baseline_label(part)
@@ -121,6 +168,11 @@ def warnings(lb: Leaderboard) -> list[str]:
                 out.append(f"WARNING {key.title}: the {' and '.join(role)} `{label}` converged in "
                            f"{share:.0%} of its runs — its numbers may still be moving; train longer before "
                            "drawing conclusions from this table")
+    resumed = lb.table["n_resumed"].sum() if "n_resumed" in lb.table and len(lb.table) else 0
+    if resumed:
+        out.append(f"{int(resumed)} completed run(s) (↻, `n_resumed` in leaderboard.csv) resumed from a checkpoint "
+                   "after an interruption (metrics.json `resumes`: from which epoch, when, why); on CPU a resumed "
+                   "run equals an uninterrupted one, on GPU it may differ by non-deterministic kernels")
     if unknown and len(lb.table):
         out.append("Convergence unknown: the runs record no per-epoch history (older runs); "
                    "rerun with the current train.py to get learning curves and the converged column")
@@ -151,9 +203,49 @@ def leaderboard_markdown(lb: Leaderboard, extras: Extras) -> str:
         tau = taus.get(tuple(key))
         if tau is not None:
             out += [budget_sentence(tau, lb), ""]
+        if key in lb.stability:
+            out += [stability_sentence(lb, key), ""]
     if extras.across is not None:
-        out += ["## Across tables", "", extras.across.verdict, "", *rank_lines(extras.across), ""]
+        out += ["## Across tables", "", extras.across.verdict, "", *rank_lines(extras.across), "",
+                *pairwise_lines(extras.across, lb.alpha), ""]
+    if extras.plans is not None:
+        out += ["## Planning", "", *plan_lines(extras), ""]
     return "\n".join(out)
+
+
+def stability_sentence(lb: Leaderboard, key) -> str:
+    st = lb.stability[key]
+    what = f"{st.n_seeds} common seed(s) × {st.n_cases} test cases" if st.n_cases > 1 else f"{st.n_seeds} common seeds"
+    return (f"Rank stability of `{lb.rank_by}` ({st.n_resamples} bootstrap resamples of {what}): Kendall τ of the "
+            f"resampled rankings to the full one {fmt(st.tau_mean, 2)} (5–95 %: {fmt(st.tau_p05, 2)} to "
+            f"{fmt(st.tau_p95, 2)}; 1 = the order never changes).")
+
+
+def pairwise_lines(across: AcrossTables, alpha: float) -> list[str]:
+    pw = across.pairwise
+    if pw is None or not len(pw):
+        return []
+    sig_w = int((pw["p_wilcoxon_holm"] < alpha).sum())
+    sig_n = int((pw["p_nemenyi"] < alpha).sum()) if pw["p_nemenyi"].notna().any() else None
+    lines = [f"Pairwise Wilcoxon signed-rank tests over the {across.n_blocks} tables (Holm over {len(pw)} pairs): "
+             f"{sig_w} pair(s) differ at α = {alpha:g}" + (f"; Nemenyi: {sig_n}" if sig_n is not None else "")
+             + f". With {across.n_blocks} tables the smallest Wilcoxon p is {2 / 2 ** across.n_blocks:.3g}."]
+    dis = pw[pw["disagree"]]
+    if len(dis):
+        lines += ["", f"Pairs on which the two disagree ({len(dis)}):", "",
+                  "| pair | Wilcoxon Holm p | Nemenyi p |", "|---|---|---|"]
+        lines += [f"| `{r.a}` vs `{r.b}` | {fmt_p(r.p_wilcoxon_holm)} | {fmt_p(r.p_nemenyi)} |"
+                  for r in dis.head(30).itertuples()]
+    return lines
+
+
+def plan_lines(extras: Extras) -> list[str]:
+    from reporting.power import plan_sentence
+
+    if not extras.plans:
+        return ["No table has a baseline row with paired runs to plan from."]
+    opts = extras.plan_options
+    return [f"- {plan_sentence(p['title'], p, opts['delta'], opts['power'])}" for p in extras.plans]
 
 
 def budget_sentence(tau: dict, lb: Leaderboard) -> str:
@@ -167,7 +259,8 @@ def table_lines(lb: Leaderboard, part: pd.DataFrame) -> list[str]:
     header = ["rank", "loss", "n", "failed", *_metric_headers(lb), "converged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, (_, row) in zip(row_labels(part), part.iterrows()):
-        cells = [fmt_rank(row["rank"]), f"`{label}`" + (" †" if row["n_failed"] else ""), str(row["n_runs"]),
+        marks = (" †" if row["n_failed"] else "") + (" ↻" if row.get("n_resumed") else "")
+        cells = [rank_cell(row, lb.rank_by), f"`{label}`" + marks, str(row["n_runs"]),
                  str(row["n_failed"])]
         for m in lb.metrics:
             cells.append(metric_cell(row, m))

@@ -9,14 +9,16 @@ from typing import Iterable
 
 import pandas as pd
 
+from metrics.names import higher_is_better
 from reporting.budget import budget_rows, curve
 from reporting.collect import Collection, Run, collect_runs
 from reporting.grouping import group_runs
 from reporting.html import write_report
 from reporting.latex import write_latex
-from reporting.leaderboard import Leaderboard, build_leaderboard, row_labels
+from reporting.leaderboard import RESAMPLES, Leaderboard, build_leaderboard, row_labels
 from reporting.markdown import Extras, warnings, write_leaderboard
-from reporting.metric_names import higher_is_better
+from reporting.metric_names import column
+from reporting.power import plan_leaderboard
 from reporting.ranks import across_tables
 
 BUDGET_COLUMNS = ["datamodule", "model", "settings", "loss", "loss_params", "epoch", "mean", "rank"]
@@ -36,8 +38,10 @@ class Comparison:
 def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline: str | None = None,
             test: str = "t", metrics: list[str] | None = None, rank_by: str | None = None,
             confidence: float = 0.95, ci_method: str = "t", failed_as_worst: bool = False,
-            plots: bool = True) -> Comparison:
-    """Compare every run under ``dirs``; outputs go to ``out`` or else the first dir.
+            plots: bool = True, resamples: int = RESAMPLES, plan_delta: float | None = None,
+            plan_power: float = 0.8) -> Comparison:
+    """Compare every run under ``dirs``; outputs go to ``out`` or else the first dir. ``plan_delta``: also
+    plan the seeds and cases needed to detect that difference of the rank-by metric at ``plan_power``.
 
     Raises ``ValueError`` with a message for people when there is nothing sound to compare.
     """
@@ -47,7 +51,8 @@ def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline:
     grouping = group_runs(runs)
     lb = build_leaderboard(runs, baseline=baseline, test=test, metrics=metrics, rank_by=rank_by,
                            confidence=confidence, ci_method=ci_method, failed_as_worst=failed_as_worst,
-                           grouping=grouping)
+                           grouping=grouping, resamples=resamples)
+    plans = plan_leaderboard(lb, plan_delta, plan_power) if plan_delta is not None else None
     out_dir = Path(out).expanduser().resolve() if out is not None else sources[0]
     if out_dir.is_file():
         raise ValueError(f"--out {str(out_dir)!r} is a file; expected a directory")
@@ -55,7 +60,8 @@ def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline:
 
     across = across_tables(lb)
     budget, taus = _budget(lb)
-    extras = Extras(across, taus, [*collection.skipped, *grouping.duplicates])
+    extras = Extras(across, taus, [*collection.skipped, *grouping.duplicates], plans,
+                    {"delta": plan_delta, "power": plan_power})
     files = list(write_leaderboard(lb, out_dir, extras))
     files.append(write_latex(lb, out_dir / "leaderboard.tex"))
     ranks_path = out_dir / "ranks.csv"
@@ -69,7 +75,8 @@ def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline:
 
         for made in (P.strip_plots(lb, out_dir), P.learning_curves(lb, out_dir), P.size_recall(lb, out_dir),
                      P.class_heatmap(lb, out_dir, "iou"), P.class_heatmap(lb, out_dir, "ap"),
-                     P.class_heatmap(lb, out_dir, "hd95"), P.cd_diagram(across, lb, out_dir)):
+                     P.class_heatmap(lb, out_dir, "hd95"), P.cd_diagram(across, lb, out_dir),
+                     P.rank_blobs(lb, out_dir), P.case_scatter(lb, out_dir)):
             if made is not None:
                 images.append(made)
         images += P.prediction_grid(lb, out_dir)
@@ -104,6 +111,13 @@ def _write_summary(path: Path, lb: Leaderboard, extras: Extras, task: str) -> Pa
         "n_runs": int(lb.table["n_runs"].sum() + lb.table["n_failed"].sum()),
         "n_failed": int(lb.table["n_failed"].sum()),
         "friedman": across.friedman() if across is not None else None,
+        "pairwise_disagreements": across.disagreements() if across is not None else [],
+        "units": _units(lb),
+        "rank_stability": [{"datamodule": k.datamodule, "model": k.model, "settings": k.settings, "metric": lb.rank_by,
+                            **stab.summary()} for k, stab in lb.stability.items()],
+        "resamples": lb.resamples,
+        "plan": None if extras.plans is None else {**extras.plan_options, "alpha": round(lb.alpha, 12),
+                                                   "tables": extras.plans},
         "budget": extras.taus,
         "warnings": warnings(lb),
         "notes": lb.notes,
@@ -111,3 +125,14 @@ def _write_summary(path: Path, lb: Leaderboard, extras: Extras, task: str) -> Pa
     }
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def _units(lb: Leaderboard) -> list[dict]:
+    """Per table: which metrics use per-case statistics (unit ``case``) and which per-run (``seed``)."""
+    out = []
+    for key, part in lb.parts():
+        units = {m: str(part[column(m) + "_unit"].iloc[0]) for m in lb.metrics} if len(part) else {}
+        n_cases = len(lb.cases[key].cases) if key in lb.cases else 0
+        out.append({"datamodule": key.datamodule, "model": key.model, "settings": key.settings, "n_cases": n_cases,
+                    "units": units})
+    return out

@@ -17,10 +17,11 @@ from matplotlib.ticker import MaxNLocator
 from scipy import ndimage
 
 from common.palette import BASELINE_COLOR, class_colors, series_colors, to_display
+from metrics.names import higher_is_better
 from reporting.budget import carried_best, curve, nanmean0
 from reporting.collect import Run
 from reporting.leaderboard import Leaderboard, row_labels
-from reporting.metric_names import column, higher_is_better
+from reporting.metric_names import column
 from reporting.ranks import AcrossTables
 from reporting.stats import t_interval
 
@@ -359,3 +360,84 @@ def _slug(text: str) -> str:
 def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path)
     return path
+
+
+def rank_blobs(lb: Leaderboard, out_dir: Path, max_tables: int = 12) -> Path | None:
+    """challengeR's blob plot per table: for every row (x, in full-data rank order) the share of bootstrap
+    resamples giving it each rank (circle area), the full-data rank (black dot) and the 5–95 % range (line)."""
+    items = list(lb.stability.items())[:max_tables]
+    if not items:
+        return None
+    colors = colors_for(lb)
+    fig = Figure(figsize=(max(8.0, 0.45 * max(len(s.labels) for _, s in items) + 1.5), 3.2 * len(items) + 0.8),
+                 dpi=_DPI, layout="constrained")
+    axes = fig.subplots(len(items), 1, squeeze=False)[:, 0]
+    for ax, (key, st) in zip(axes, items):
+        order = np.argsort(st.full_rank, kind="stable")
+        n = len(order)
+        for x, i in enumerate(order):
+            share = st.counts[i] / st.n_resamples
+            ks = np.nonzero(share)[0]
+            color = colors.get(st.labels[i], BASELINE_COLOR)
+            ax.scatter(np.full(ks.size, x), ks + 1, s=600 * share[ks], color=color, alpha=0.6, lw=0)
+            ax.vlines(x, st.p05[i], st.p95[i], color=color, lw=1)
+            ax.plot(x, st.full_rank[i], "o", ms=3, color="black")
+        ax.set_xticks(range(n), [st.labels[i] for i in order], rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(n + 0.7, 0.3)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("rank")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_title(f"{key.title}: Kendall τ to the full ranking {st.tau_mean:.2f} "
+                     f"(5–95 %: {st.tau_p05:.2f}–{st.tau_p95:.2f})", fontsize=8.5)
+    fig.suptitle(f"Rank stability of {lb.rank_by}: {items[0][1].n_resamples} bootstrap resamples of seeds and test "
+                 "cases\narea = share of resamples at that rank, line = 5–95 %, black dot = full-data rank", fontsize=8.5)
+    return _save(fig, out_dir / "rank_stability.png")
+
+
+def case_scatter(lb: Leaderboard, out_dir: Path, top: int = 3, max_tables: int = 6) -> Path | None:
+    """Per table with per-case data: each test case's value (mean over the shared seeds) for the top
+    ``top`` rows (y) against the baseline (x); points above the diagonal are cases the row wins."""
+    m = lb.rank_by
+    panels = []
+    for key, part in lb.parts():
+        per_case = lb.cases[key].rows.get(m) if key in lb.cases else None
+        base = lb.baseline_label(part)
+        if per_case is None or base is None:
+            continue
+        by_label = {k.label: v for k, v in per_case.items()}
+        others = [label for label in row_labels(part) if label != base][:top]
+        panels.append((key, base, by_label, others, part))
+        if len(panels) == max_tables:
+            break
+    if not panels:
+        return None
+    ncols = max(len(p[3]) for p in panels)
+    fig = Figure(figsize=(3.0 * ncols + 0.5, 3.0 * len(panels) + 0.6), dpi=_DPI, layout="constrained")
+    axes = fig.subplots(len(panels), ncols, squeeze=False)
+    higher = higher_is_better(m)
+    colors = colors_for(lb)
+    for i, (key, base, by_label, others, part) in enumerate(panels):
+        bs, bx = by_label[base]
+        for j in range(ncols):
+            ax = axes[i, j]
+            if j >= len(others):
+                ax.set_axis_off()
+                continue
+            rs, x = by_label[others[j]]
+            shared = [s for s in rs if s in set(bs)]
+            if not shared:
+                ax.set_axis_off()
+                continue
+            yv = np.nanmean(x[[rs.index(s) for s in shared]], axis=0)
+            xv = np.nanmean(bx[[bs.index(s) for s in shared]], axis=0)
+            win = (yv > xv) if higher else (yv < xv)
+            ax.scatter(xv, yv, s=8, color=np.where(win, colors.get(others[j], "#1f77b4"), "#999999"), lw=0)
+            lo = float(np.nanmin([xv.min(), yv.min()]))
+            hi = float(np.nanmax([xv.max(), yv.max()]))
+            ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+            ax.set_xlabel(f"{base} (baseline)", fontsize=7)
+            ax.set_ylabel(others[j], fontsize=7)
+            ax.set_title(f"{key.title}: {int(win.sum())}/{win.size} cases better", fontsize=7.5)
+    fig.suptitle(f"{lb.split} {m}{_direction(m)} per test case (mean over the shared seeds): top rows vs the baseline",
+                 fontsize=8.5)
+    return _save(fig, out_dir / "case_scatter.png")

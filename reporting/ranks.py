@@ -7,7 +7,12 @@ complete block design); the others are listed with ``n_blocks`` = 0 and no rank.
 ``scipy.stats.friedmanchisquare`` tests whether the rows' ranks differ at all (needs ≥ 3 rows and
 ≥ 2 blocks); ``scikit_posthocs.posthoc_nemenyi_friedman`` gives the pairwise p-values drawn in the
 critical-difference diagram. The Nemenyi critical difference is ``CD = q_α √(k(k+1)/(6N))`` for k
-rows and N blocks. When ``CD ≥ k − 1`` — the largest possible difference of average ranks — no pair
+rows and N blocks. Next to it, as Benavoli et al. (JMLR 2016) recommend, every pair of rows gets the
+Wilcoxon signed-rank test of its value differences over the blocks, Holm-adjusted over all pairs; its
+verdict does not depend on which other rows are in the pool. ``pairwise`` lists both p-values per pair
+and marks the pairs on which the two disagree (one calls them different at α, the other not). With
+n blocks the smallest two-sided Wilcoxon p is 2/2ⁿ, so it needs ≥ 6 blocks to reject at 0.05.
+When ``CD ≥ k − 1`` — the largest possible difference of average ranks — no pair
 can ever differ: the summary then says plainly that there are too few blocks to conclude anything.
 """
 from __future__ import annotations
@@ -19,8 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from metrics.names import higher_is_better
 from reporting.leaderboard import Leaderboard
-from reporting.metric_names import column, higher_is_better
+from reporting.metric_names import column
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class AcrossTables:
     cd: float
     posthoc: pd.DataFrame | None
     verdict: str
+    pairwise: pd.DataFrame | None = None   # a, b, n_blocks, p_wilcoxon, p_wilcoxon_holm, p_nemenyi, disagree
 
     @property
     def n_blocks(self) -> int:
@@ -44,6 +51,12 @@ class AcrossTables:
         return {"metric": self.metric, "statistic": _none(self.statistic), "p": _none(self.p),
                 "n_blocks": self.n_blocks, "n_rows": int(self.values.shape[1]), "cd": _none(self.cd),
                 "verdict": self.verdict}
+
+    def disagreements(self) -> list[dict]:
+        if self.pairwise is None:
+            return []
+        rows = self.pairwise[self.pairwise["disagree"]]
+        return [{k: (_none(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rows.to_dict("records")]
 
 
 def across_tables(lb: Leaderboard, metric: str | None = None) -> AcrossTables:
@@ -82,7 +95,28 @@ def across_tables(lb: Leaderboard, metric: str | None = None) -> AcrossTables:
         posthoc = skp.posthoc_nemenyi_friedman(values.to_numpy())  # |rank differences|: direction-free
         posthoc.index = posthoc.columns = list(values.columns)
     verdict = _verdict(n, k, cd, p, lb.alpha, len(all_labels))
-    return AcrossTables(metric, ranks, values, statistic, p, cd, posthoc, verdict)
+    pairwise = _pairwise(values, posthoc, lb.alpha) if k >= 2 and n >= 2 else None
+    return AcrossTables(metric, ranks, values, statistic, p, cd, posthoc, verdict, pairwise)
+
+
+def _pairwise(values: pd.DataFrame, posthoc: pd.DataFrame | None, alpha: float) -> pd.DataFrame:
+    """Wilcoxon signed-rank over the blocks for every pair of rows, Holm over the pairs, next to Nemenyi."""
+    from reporting.stats import holm
+
+    cols = list(values.columns)
+    rows = []
+    for i, a in enumerate(cols):
+        for b in cols[i + 1:]:
+            d = values[a].to_numpy(dtype=float) - values[b].to_numpy(dtype=float)
+            d[np.abs(d) <= 1e-9] = 0.0
+            p = 1.0 if not d.any() else float(sps.wilcoxon(d, zero_method="wilcox").pvalue)
+            nem = float(posthoc.loc[a, b]) if posthoc is not None else math.nan
+            rows.append({"a": a, "b": b, "n_blocks": int(d.size), "p_wilcoxon": p, "p_nemenyi": nem})
+    out = pd.DataFrame(rows, columns=["a", "b", "n_blocks", "p_wilcoxon", "p_nemenyi"])
+    out["p_wilcoxon_holm"] = holm(out["p_wilcoxon"].to_numpy()) if len(out) else []
+    has_nem = out["p_nemenyi"].notna()
+    out["disagree"] = has_nem & ((out["p_wilcoxon_holm"] < alpha) != (out["p_nemenyi"] < alpha))
+    return out[["a", "b", "n_blocks", "p_wilcoxon", "p_wilcoxon_holm", "p_nemenyi", "disagree"]]
 
 
 def _verdict(n: int, k: int, cd: float, p: float, alpha: float, n_labels: int) -> str:

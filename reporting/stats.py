@@ -3,7 +3,10 @@
 - ``std``: sample standard deviation (ddof=1); NaN for a single value.
 - **CI of a row's mean** (default ``t``): Student-t interval ``mean ± t(1-α/2, n-1)·s/√n``. It keeps
   its nominal coverage for normal seed-to-seed noise at any n ≥ 2 (a percentile bootstrap over 3
-  seeds is [min, max] and covers 75 %). ``bca``: ``scipy.stats.bootstrap`` BCa, 9 999 seeded
+  seeds is [min, max] and covers 75 %). For **bounded** metrics (scores in [0, 1]) the same interval is
+  built on the logit scale (delta method: ``logit(mean) ± t·s/(√n·mean·(1 − mean))``, mapped back), so
+  it stays inside (0, 1) — clipping a t interval would not keep its coverage (coverage by simulation in
+  benchmarks/results/compare_stats.txt). ``bca``: ``scipy.stats.bootstrap`` BCa, 9 999 seeded
   resamples, used only from ``BCA_MIN_N`` = 20 values, where it covers 94 % of normal samples (at 10
   values it covers 90 %: benchmarks/results/compare_stats.txt); below that the t interval is used and
   the header says so. One value: no interval.
@@ -16,7 +19,8 @@
   effect 0 ("no difference"); every ``d`` equal but not 0 (no spread, the t statistic is undefined)
   → CI [Δ, Δ], p of the exact two-sided sign test ``2·0.5ⁿ`` (what the data can say: n seeds, all
   one way), effect NaN ("no spread"). Never p = 0 or an infinite effect size.
-- **Holm**: ``statsmodels.stats.multitest.multipletests(method="holm")`` over the p-values of one
+- **Holm**: the step-down adjustment of ``statsmodels.stats.multitest.multipletests(method="holm")``
+  (computed here in numpy; tested equal) over the p-values of one
   table (one metric, one datamodule × model × settings); undefined p-values are left out of the family.
 """
 from __future__ import annotations
@@ -82,9 +86,24 @@ def _t_quantile(q: float, df: int) -> float:
     return float(sps.t.ppf(q, df))
 
 
+def logit_t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The t interval of the mean of values in [0, 1] on the logit scale (delta method), along the last axis:
+    always inside [0, 1]; zero spread gives ``[mean, mean]``."""
+    x = np.asarray(x, dtype=np.float64)
+    low, high = t_interval(x, confidence)
+    mean = x.mean(axis=-1)
+    m = np.clip(mean, 1e-6, 1 - 1e-6)
+    half = (high - low) / 2 / (m * (1 - m))
+    centre = np.log(m / (1 - m))
+    flat = high == low
+    return (np.where(flat, mean, 1 / (1 + np.exp(-(centre - half)))),
+            np.where(flat, mean, 1 / (1 + np.exp(-(centre + half)))))
+
+
 def mean_ci(values: Sequence[float], confidence: float = 0.95, method: str = "t",
-            seed: int = 0) -> tuple[float, float, str]:
-    """CI of the mean of ``values`` (finite numbers) → (low, high, method used)."""
+            seed: int = 0, bounded: bool = False) -> tuple[float, float, str]:
+    """CI of the mean of ``values`` (finite numbers) → (low, high, method used); ``bounded``: values in
+    [0, 1], the t interval is taken on the logit scale (``t-logit``)."""
     if method not in CI_METHODS:
         raise ValueError(f"ci method must be one of {CI_METHODS}, got {method!r}")
     x = np.asarray(values, dtype=np.float64)
@@ -94,17 +113,21 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95, method: str = "t"
         res = sps.bootstrap((x,), np.mean, method="BCa", confidence_level=confidence, n_resamples=BCA_RESAMPLES,
                             vectorized=True, rng=np.random.default_rng(seed))
         return float(res.confidence_interval.low), float(res.confidence_interval.high), "bca"
+    if bounded and x.min() >= 0 and x.max() <= 1:
+        low, high = logit_t_interval(x, confidence)
+        return float(low), float(high), "t-logit"
     low, high = t_interval(x, confidence)
     return float(low), float(high), "t"
 
 
-def summarize(values: Sequence[float | None], confidence: float = 0.95, method: str = "t") -> Summary:
+def summarize(values: Sequence[float | None], confidence: float = 0.95, method: str = "t",
+              bounded: bool = False) -> Summary:
     """Summary of the finite entries of ``values`` (NaNs, e.g. an empty size bucket, are skipped)."""
     x = _finite(values)
     if x.size == 0:
         return Summary(0, math.nan, math.nan, math.nan, math.nan, method)
     std = float(x.std(ddof=1)) if x.size > 1 else math.nan
-    low, high, used = mean_ci(x, confidence, method)
+    low, high, used = mean_ci(x, confidence, method, bounded=bounded)
     return Summary(int(x.size), float(x.mean()), std, low, high, used)
 
 
@@ -154,14 +177,23 @@ def rank_biserial(d: Sequence[float]) -> float:
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm-adjusted p-values (statsmodels); NaN entries stay NaN and are not part of the family."""
+    """Holm-adjusted p-values; NaN entries stay NaN and are not part of the family.
+
+    ``p_(i)·(m − i + 1)`` in ascending order, made monotone and capped at 1 — what
+    ``statsmodels.stats.multitest.multipletests(method="holm")`` returns (tested against it), without its
+    ``gc.collect()`` on every call, which cost 0.2 s per call in a large process.
+    """
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full_like(p, math.nan)
     ok = np.isfinite(p)
     if ok.any():
-        from statsmodels.stats.multitest import multipletests
-
-        out[ok] = multipletests(p[ok], method="holm")[1]
+        q = p[ok]
+        order = np.argsort(q, kind="stable")
+        m = q.size
+        adjusted = np.minimum(1.0, np.maximum.accumulate(q[order] * (m - np.arange(m))))
+        result = np.empty(m)
+        result[order] = adjusted
+        out[ok] = result
     return out
 
 

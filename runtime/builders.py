@@ -30,7 +30,7 @@ from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
-from datamodules.contract import LossbenchData, missing_members
+from datamodules.contract import LossbenchData, SplitSource, missing_members
 from losses import available, loss_task
 from models.sliding_window import SlidingWindowInferer
 from models.window_inferer import VolumeInferer
@@ -74,6 +74,8 @@ def build_run(cfg: DictConfig, record: RunRecord) -> Run:
     pl.seed_everything(cfg.seed, workers=True)
     check_loss_fits_task(record["loss"], cfg.task)
     datamodule = build_datamodule(cfg)
+    if isinstance(datamodule, SplitSource) and (split := datamodule.split_record()) is not None:
+        record["split"] = split  # compare.py pools only runs made on the same split
     record.update(wire_detection(cfg, datamodule))  # anchors fitted to the data, step budget
     loss = build_loss(cfg, datamodule, record)
     model = build_model(cfg, datamodule, loss)

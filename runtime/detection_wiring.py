@@ -1,8 +1,9 @@
 """Data → model wiring for detection, done once before the model and trainer are built.
 
 - ``anchor_sizes: auto`` (model.detector): the datamodule's training-box statistics
-  (``box_statistics()``, :mod:`datamodules.box_stats`) → :func:`models.anchors.fit_anchor_sizes`
-  (RetinaNet) or :func:`models.anchors.fit_fcos` (FCOS) → explicit values in the config. The fit is a
+  (``box_statistics()``, :mod:`datamodules.box_stats`) → :func:`models.anchors.fit_to_boxes` (the
+  detector's own fit: anchors for RetinaNet, point sizes and centre sampling for FCOS) → explicit
+  values in the config. The fit is a
   deterministic function of the training split, so every run on that split (every loss and seed of
   a sweep, with the split seed fixed) gets the same anchors; the fit and its matched share go into
   the run record (``metrics.json``: ``box_statistics``, ``anchor_fit``).
@@ -16,11 +17,11 @@ import logging
 import math
 from typing import Any, Protocol, runtime_checkable
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from datamodules.box_stats import BoxStatistics
 from datamodules.contract import LossbenchData
-from models.anchors import fit_anchor_sizes, fit_fcos, level_strides
+from models.anchors import fit_to_boxes
 
 log = logging.getLogger("lossbench")
 
@@ -42,16 +43,10 @@ def wire_detection(cfg: DictConfig, datamodule: LossbenchData) -> dict[str, Any]
             raise ValueError(f"model.detector.anchor_sizes=auto needs box statistics from the datamodule; "
                              f"{type(datamodule).__name__} has no box_statistics(); give explicit sizes")
         stats = datamodule.box_statistics()
-        strides = level_strides(detector.returned_layers)
+        values, fit = fit_to_boxes(OmegaConf.to_container(detector, resolve=True), stats.boxes)
         with open_dict(cfg):
-            if detector.arch == "fcos":
-                fit = fit_fcos(stats.boxes, strides)
-                detector.anchor_sizes = [[s] for s in fit.sizes]
-                detector.center_sampling_radius = fit.center_sampling_radius
-            else:
-                fit = fit_anchor_sizes(stats.boxes, strides, per_level=int(detector.get("anchors_per_level", 2)),
-                                       aspect_ratios=list(detector.aspect_ratios))
-                detector.anchor_sizes = fit.sizes
+            for key, value in values.items():
+                detector[key] = value
         record["box_statistics"] = stats.summary()
         record["anchor_fit"] = fit.record()
         log.info("box statistics of the training split: %s", record["box_statistics"])

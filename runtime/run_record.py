@@ -36,12 +36,15 @@ class RunRecord(TypedDict):
     # Filled as the run gets there:
     best_checkpoint: NotRequired[str | None]          # the evaluated checkpoint (None: final weights)
     class_pixel_counts: NotRequired[list[float]]      # segmentation: training pixels per class
+    split: NotRequired[dict[str, Any]]                # public datasets: {name, hash, counts, missing, unlisted} of the split used
     class_weights: NotRequired[list[float]]           # a loss with class weights: the weights used
     early_stopping: NotRequired[dict[str, Any]]       # monitor, mode, patience, min_delta, min_epochs, stopped, stopped_epoch
     converged: NotRequired[bool]                      # the validation curve levelled off (:func:`converged`)
     box_statistics: NotRequired[dict[str, Any]]       # detection with anchor_sizes: auto: the training boxes' sizes
     anchor_fit: NotRequired[dict[str, Any]]           # detection with anchor_sizes: auto (runtime/detection_wiring.py)
     budget: NotRequired[dict[str, int]]               # detection with trainer.min_steps: the epochs it asked for
+    resumes: NotRequired[list[dict[str, Any]]]        # restarts from last.ckpt: from_epoch, from_step, at, reason (runtime/checkpointing.py)
+    case_files: NotRequired[dict[str, str]]           # per-case tables of the evaluated checkpoint: {"test": "test_cases.csv", "val": "val_cases.csv"}
 
 
 # The fields every record has, in the order they are written (what a reader may rely on).

@@ -19,7 +19,8 @@ def small_sweep(tmp_path):
 def test_writes_leaderboard_and_report_into_the_sweep_dir(small_sweep, capsys):
     assert compare.main([str(small_sweep), "--no-plots"]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | `dice` | 2 | 0 | 0.800 ± 0.141 [-0.471, 2.071] | 1.5 |" in out  # t interval, 1 df
+    # t interval with 1 df on the logit scale: inside [0, 1] (the plain t interval is [-0.471, 2.071])
+    assert "| 1 (1) | `dice` | 2 | 0 | 0.800 ± 0.141 [0.001, 1.000] | 1.5 |" in out
     assert {p.name for p in small_sweep.iterdir() if p.is_file()} == {
         "leaderboard.csv", "leaderboard.md", "leaderboard.tex", "ranks.csv", "budget.csv", "summary.json", "report.html"}
 

@@ -4,10 +4,12 @@ Layers, lowest first (docs/architecture.md draws them):
 
 - ``common``       neutral pieces, imports nothing of ours
 - ``losses``       imports ``common``
+- ``metrics``      the measuring instrument, beside ``losses``: imports ``common``
 - ``datamodules``  imports ``common``, ``losses`` (class-weight schemes) — never ``models``
-- ``models``       imports ``common``, ``losses`` — never ``datamodules``
+- ``models``       imports ``common``, ``losses``, ``metrics`` — never ``datamodules``
 - ``runtime``      run plumbing: imports everything above except ``reporting``
-- ``reporting``    the report writer: imports ``common`` and the record schema ``runtime.run_record`` only
+- ``reporting``    the report writer: imports ``common``, the record schema ``runtime.run_record`` and the
+                   metric names ``metrics.names`` only (so compare.py never loads torch)
 - entry points     ``train.py``, ``compare.py``, ``scripts/``, ``benchmarks/``: anything below
 
 Nothing imports ``train`` or ``compare`` (tests may, to test them). Every import statement counts,
@@ -16,6 +18,8 @@ also one inside a function: a lazy import is still a dependency.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,19 +30,22 @@ REPO = Path(__file__).resolve().parents[1]
 ALLOWED: dict[str, set[str]] = {
     "common": set(),
     "losses": {"common"},
+    "metrics": {"common"},
     "datamodules": {"common", "losses"},
-    "models": {"common", "losses"},
-    "runtime": {"common", "losses", "datamodules", "models"},
-    "reporting": {"common", "runtime.run_record"},
-    "scripts": {"common", "losses", "datamodules", "models", "runtime", "reporting", "scripts"},
-    "benchmarks": {"common", "losses", "datamodules", "models", "runtime", "reporting", "scripts", "benchmarks"},
-    "train": {"common", "losses", "datamodules", "models", "runtime"},
-    "compare": {"common", "runtime", "reporting"},
+    "models": {"common", "losses", "metrics"},
+    "runtime": {"common", "losses", "metrics", "datamodules", "models"},
+    "reporting": {"common", "runtime.run_record", "metrics.names"},
+    "scripts": {"common", "losses", "metrics", "datamodules", "models", "runtime", "reporting", "scripts"},
+    "benchmarks": {"common", "losses", "metrics", "datamodules", "models", "runtime", "reporting", "scripts",
+                   "benchmarks"},
+    "train": {"common", "losses", "metrics", "datamodules", "models", "runtime"},
+    "compare": {"common", "metrics", "runtime", "reporting"},
 }
 # Modules of one layer that stay independent: each LightningModule takes shared pieces from
 # models.lightning_base, never from its sibling.
 APART = {("models.detection", "models.segmentation"), ("models.segmentation", "models.detection")}
-OURS = {"common", "losses", "datamodules", "models", "runtime", "reporting", "scripts", "benchmarks", "train", "compare"}
+OURS = {"common", "losses", "metrics", "datamodules", "models", "runtime", "reporting", "scripts", "benchmarks",
+        "train", "compare"}
 
 
 def _source_files() -> list[Path]:
@@ -119,7 +126,26 @@ def test_every_package_has_a_layer() -> None:
         ("runtime.compose", "train", False),
         ("losses.region", "common.checks.check_choice", True),
         ("common.checks", "losses", False),
+        ("metrics.segmentation", "common.checks.check_choice", True),
+        ("metrics.segmentation", "models.segmentation", False),
+        ("metrics.cases", "runtime.builders", False),
+        ("metrics.names", "reporting.metric_names.column", False),
+        ("metrics.detection", "datamodules.coco", False),
+        ("metrics.surface", "losses.region", False),
+        ("models.segmentation", "metrics.segmentation.SegmentationMetrics", True),
+        ("runtime.evaluation", "metrics.names", True),
+        ("reporting.leaderboard", "metrics.names.higher_is_better", True),
+        ("reporting.leaderboard", "metrics.segmentation.SegmentationMetrics", False),
+        ("datamodules.base", "metrics.names", False),
     ],
 )
 def test_rule_table(importer: str, imported: str, ok: bool) -> None:
     assert (_allowed(importer, imported) or _allowed(importer, imported.rpartition(".")[0])) is ok
+
+
+def test_the_report_writer_and_metric_names_load_without_torch() -> None:
+    """Why reporting may import ``metrics.names`` but not the metric implementations: compare.py stays light."""
+    code = ("import sys, metrics.names, reporting.pipeline\n"
+            "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,7 +11,8 @@ spacing in mm). Here:
   datamodule has none).
 - **evaluation** — whole volumes, ``eval_batch_size`` per batch; volumes of different shapes in one
   batch are padded to the largest (labels with ``ignore_index``, so that needs one). Each batch is
-  ``{"image": (B, C, X, Y, Z), "mask": (B, X, Y, Z) int64, "spacing": (B, 3) float64 mm}``.
+  ``{"image": (B, C, X, Y, Z), "mask": (B, X, Y, Z) int64, "spacing": (B, 3) float64 mm, "case": [names]}``
+  (the volumes' case names, which name the rows of the per-case metrics).
   How the model should run them is stated as data in :attr:`eval_window` (window size, overlap,
   Gaussian blending, and the size up to which a whole volume goes through the net in one pass); the
   run builder turns it into an inferer, the datamodule never imports model code.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -133,14 +134,14 @@ class WholeVolumeDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume = self.store[index]
         return {"image": torch.from_numpy(volume.image), "mask": torch.from_numpy(volume.labels.astype(np.int64)),
-                "spacing": torch.tensor(volume.spacing, dtype=torch.float64)}
+                "spacing": torch.tensor(volume.spacing, dtype=torch.float64), "case": volume.name}
 
 
-def pad_collate_3d(label_fill: int | None) -> Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]:
+def pad_collate_3d(label_fill: int | None) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     """Stacks whole volumes; different shapes are padded at the far end to the batch's largest
     (image 0, labels ``label_fill``; ``None`` refuses, because padding would then count as background)."""
 
-    def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         shapes = {tuple(item["mask"].shape) for item in items}
         if len(shapes) > 1 and label_fill is None:
             raise ValueError(f"eval_batch_size > 1 with volumes of shapes {sorted(shapes)} needs padding, which needs "
@@ -151,8 +152,11 @@ def pad_collate_3d(label_fill: int | None) -> Callable[[list[dict[str, torch.Ten
             pad = [p for a in reversed(range(3)) for p in (0, target[a] - item["mask"].shape[a])]
             images.append(torch.nn.functional.pad(item["image"], pad, value=0.0) if any(pad) else item["image"])
             masks.append(torch.nn.functional.pad(item["mask"], pad, value=label_fill) if any(pad) else item["mask"])
-        return {"image": torch.stack(images), "mask": torch.stack(masks),
-                "spacing": torch.stack([item["spacing"] for item in items])}
+        batch: dict[str, Any] = {"image": torch.stack(images), "mask": torch.stack(masks),
+                                 "spacing": torch.stack([item["spacing"] for item in items])}
+        if all("case" in item for item in items):
+            batch["case"] = [item["case"] for item in items]
+        return batch
 
     return collate
 
@@ -291,6 +295,12 @@ class VolumeDataModule(BaseDataModule):
             self._stores = stores
             self._index_training_split()
         return self._stores
+
+    def split_masks(self, split: str) -> Iterator[np.ndarray]:
+        """The whole label volumes of ``split`` (class ids, ``ignore_index`` where ignored), one at a time."""
+        store = self.volumes()[split]
+        for index in range(len(store)):
+            yield store[index].labels
 
     def class_pixel_counts(self) -> torch.Tensor:
         """Voxels per class over the training split, float64 ``(num_classes,)``; ignored voxels excluded."""

@@ -228,7 +228,7 @@ class VolumeFolderDataModule(VolumeDataModule):
                 or abs(sum(fractions) - 1) > 1e-6:
             raise ValueError(f"VolumeFolderDataModule: split_fractions must be three shares (train, val, test) "
                              f"summing to 1 with train and val > 0, got {list(split_fractions)}")
-        self.cases, self.meta = list_cases(self.root)
+        self.cases, self.meta = self.list_cases()
         label_names = _label_names(self.meta.get("labels"))
         if num_classes is None:
             if not isinstance(label_names, dict) or not label_names:
@@ -246,9 +246,18 @@ class VolumeFolderDataModule(VolumeDataModule):
         self.target_spacing = tuple(float(s) for s in target_spacing) if target_spacing is not None else None
         self.affine_tolerance = float(affine_tolerance)
         self.cache_max_gb = float(cache_max_gb)
-        self.splits = split_cases(self.root, [c.name for c in self.cases], fractions, split_seed)
+        self.splits = self.split_cases([c.name for c in self.cases], fractions, split_seed)
         if self.in_channels is None:
             self.in_channels = self._channels_from_headers()
+
+    # ----------------------------------------------------------------- layout (subclass hooks)
+    def list_cases(self) -> tuple[list[CaseFiles], dict[str, Any]]:
+        """The cases under ``self.root`` and the parsed ``dataset.json``; ``datamodule=msd`` reads it strictly."""
+        return list_cases(self.root)
+
+    def split_cases(self, names: list[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
+        """Case names per split; ``datamodule=msd`` applies a committed split file instead."""
+        return split_cases(self.root, names, fractions, seed)
 
     # ----------------------------------------------------------------- loading
     def _channels_from_headers(self) -> int:

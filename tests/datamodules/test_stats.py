@@ -59,3 +59,25 @@ def test_stats_cli_numbers(hand_made, tmp_path, capsys):
 
 def test_area_bins_names():
     assert area_bins((4, 16)) == ["<4", "4-15", ">=16"]
+
+
+def test_stats_of_volumes_count_3d_components():
+    """Label volumes: components are 26-connected in 3-D (two diagonal voxels are one object), sizes in voxels."""
+    from datamodules.stats import dataset_stats
+
+    volume = np.zeros((4, 5, 6), np.int64)
+    volume[0, 0, 0] = volume[1, 1, 1] = 1  # diagonal neighbours: one object of 2 voxels
+    volume[3, 3:5, 3:6] = 1  # a second object of 6 voxels
+
+    class Volumes:
+        num_classes, ignore_index, class_names = 2, 255, ["background", "structure"]
+
+        def split_masks(self, split):
+            yield volume
+
+        def class_pixel_counts(self):
+            return torch.tensor([float((volume == 0).sum()), float((volume == 1).sum())], dtype=torch.float64)
+
+    stats = dataset_stats(Volumes())
+    assert stats["objects"]["structure"]["components"] == 2 and stats["objects"]["structure"]["median_area"] == 4.0
+    assert stats["splits"]["train"]["height"]["max"] == 5 and stats["splits"]["train"]["width"]["max"] == 6

@@ -137,7 +137,7 @@ def test_batches_follow_the_datamodule_contract(preset) -> None:
     assert (dm.num_classes, dm.mode, dm.in_channels, dm.ignore_index) == (6, "multiclass", 3, None)
     assert len(dm.class_names) == dm.num_classes
     batch = next(iter(dm.train_dataloader()))
-    assert set(batch) == {"image", "mask"}
+    assert set(batch) == {"image", "mask", "case"} and all(c.startswith("train_") for c in batch["case"])
     assert batch["image"].dtype == torch.float32 and batch["image"].shape == (8, 3, 64, 64)
     assert batch["mask"].dtype == torch.int64 and batch["mask"].shape == (8, 64, 64)
     assert 0 <= batch["mask"].min() and batch["mask"].max() < dm.num_classes

@@ -93,11 +93,11 @@ def test_unknown_loss_lists_available_in_bad_input():
 def test_target_range_check_runs_on_the_first_passing_calls_then_torch_bounds_checks(name, monkeypatch):
     """The range check costs a pass and a host sync: it runs until ``target_checks`` calls have
     passed it; afterwards an out-of-range class index still fails, in torch's indexing kernels."""
-    import losses._common as common
+    import losses.validation as validation
 
     calls = []
-    real = common._raise_out_of_range
-    monkeypatch.setattr(common, "_raise_out_of_range", lambda *a: (calls.append(1), real(*a)))
+    real = validation._raise_out_of_range
+    monkeypatch.setattr(validation, "_raise_out_of_range", lambda *a: (calls.append(1), real(*a)))
     loss = build_loss(name, mode="multiclass")
     logits, good, bad = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4)), torch.full((2, 4, 4), 3)
     with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\)"):

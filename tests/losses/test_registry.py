@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from losses import available, build_loss, get_loss_class
-from losses._common import SegInput
+from losses.inputs import SegInput
 from tests.losses.loss_inputs import IGNORE, make_inputs
 
 

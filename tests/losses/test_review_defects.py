@@ -284,11 +284,11 @@ def test_probabilities_outside_unit_interval_are_rejected(name):
 
 def test_probability_check_runs_on_the_first_calls_only(monkeypatch):
     """The check costs a host sync: it runs on the first ``probability_checks`` calls, then never."""
-    import losses._common as common
+    import losses.validation as validation
 
     calls = []
-    real = common._check_probabilities
-    monkeypatch.setattr(common, "_check_probabilities", lambda *a: (calls.append(1), real(*a)))
+    real = validation.check_probabilities
+    monkeypatch.setattr(validation, "check_probabilities", lambda *a: (calls.append(1), real(*a)))
     loss = build_loss("dice", mode="binary", from_logits=False)
     target = torch.randint(0, 2, (2, 1, 4, 4))
     for _ in range(5):

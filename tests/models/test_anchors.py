@@ -70,3 +70,20 @@ def test_fcos_fit_places_level_boundaries_like_retinanet_and_covers_boxes() -> N
     assert [8 * s * 2 for s in fit.sizes[:-1]] == [24.0, 48.0, 96.0]  # box scale 2·max(l,t,r,b) = 3 strides up
     assert fit.center_sampling_radius == pytest.approx(4.0)  # 1.5 strides in point sizes
     assert fit.positive_share >= 0.99 and sum(fit.boxes_per_level) == 1000
+
+
+def test_fit_to_boxes_answers_per_architecture_and_names_unknown_ones(monkeypatch):
+    import models.anchors as anchors
+    rng = np.random.default_rng(0)
+    boxes = _square_boxes(rng.uniform(6, 60, 300), rng)
+    values, fit = anchors.fit_to_boxes({"arch": "retinanet", "returned_layers": [1, 2, 3], "anchors_per_level": 2,
+                                        "aspect_ratios": [1.0]}, boxes)
+    assert values == {"anchor_sizes": fit.sizes} and fit.sizes == fit_anchor_sizes(boxes, [4, 8, 16, 32], 2, [1.0]).sizes
+    values, fit = anchors.fit_to_boxes({"arch": "fcos", "returned_layers": [1, 2, 3]}, boxes)
+    assert values["anchor_sizes"] == [[s] for s in fit_fcos(boxes, [4, 8, 16, 32]).sizes]
+    assert values["center_sampling_radius"] == fit.center_sampling_radius
+    with pytest.raises(ValueError, match=r"no box fit for arch='yolo'; known: \['fcos', 'retinanet'\]"):
+        anchors.fit_to_boxes({"arch": "yolo", "returned_layers": [1, 2, 3]}, boxes)
+    # A new detector plugs in through the table alone.
+    monkeypatch.setitem(anchors.BOX_FITTERS, "yolo", lambda b, strides, d: ({"anchor_sizes": strides}, None))
+    assert anchors.fit_to_boxes({"arch": "yolo", "returned_layers": [2, 3]}, boxes)[0] == {"anchor_sizes": [8, 16, 32]}

@@ -98,3 +98,51 @@ def sweep(tmp_path: Path) -> Path:
                       error="RuntimeError: loss is NaN" if failed else None, predictions=seed == 1)
             num += 1
     return root
+
+
+def write_cases(run_dir: Path, columns: dict[str, np.ndarray | list], ids: list[str] | None = None,
+                name: str = "test_cases.csv", register: bool = True) -> Path:
+    """A per-case file (docs/contracts.md, "Per-case files") in ``run_dir``; ``register`` adds
+    ``case_files`` to its metrics.json. ``None``/NaN values are written as empty cells."""
+    n = len(next(iter(columns.values())))
+    ids = ids if ids is not None else [f"img_{i:03d}" for i in range(n)]
+    lines = [",".join(["case", "index", *columns])]
+    for i, case in enumerate(ids):
+        cells = [case, str(i)]
+        for values in columns.values():
+            v = values[i]
+            cells.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{float(v):.6g}")
+        lines.append(",".join(cells))
+    (run_dir / name).write_text("\n".join(lines) + "\n")
+    if register:
+        rec = json.loads((run_dir / "metrics.json").read_text())
+        rec["case_files"] = {"test": name}
+        (run_dir / "metrics.json").write_text(json.dumps(rec))
+    return run_dir / name
+
+
+# Per-case simulation: test/miou = mean + case effect + seed effect + noise; ``dice`` is 0.05 better.
+CASE_EFFECT = {"ce": 0.0, "dice": 0.05, "focal": 0.0}
+
+
+def case_values(loss: str, seed: int, n_cases: int = 40) -> np.ndarray:
+    case = np.random.default_rng(0).normal(0, 0.1, n_cases)
+    rng = np.random.default_rng([seed, sorted(CASE_EFFECT).index(loss)])
+    return np.clip(0.6 + CASE_EFFECT[loss] + case + rng.normal(0, 0.01) + rng.normal(0, 0.03, n_cases), 0, 1)
+
+
+@pytest.fixture
+def case_sweep(tmp_path: Path) -> Path:
+    """3 losses × 3 seeds, each run with a 40-case ``test_cases.csv`` (``miou``, ``dice_fg``, ``iou/k``)."""
+    root = tmp_path / "cases"
+    num = 0
+    for loss in CASE_EFFECT:
+        for seed in (1, 2, 3):
+            v = case_values(loss, seed)
+            run = write_run(root / str(num), loss=loss, seed=seed, metrics={**seg_metrics(float(v.mean()), 0.3), "test/hd95/1": 3.0},
+                            curves=False)
+            write_cases(run, {"miou": v, "dice_fg": 2 * v / (1 + v), "iou/0": np.full(v.size, 0.95), "iou/1": v,
+                              "iou/2": v * 0.5, "dice/0": np.full(v.size, 0.97),
+                              "hd95/1": np.where(v > 0.5, 3.0, np.nan)})
+            num += 1
+    return root

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 
@@ -37,8 +38,12 @@ def test_rows_counts_statistics_and_rank(sweep):
     assert (dice["n_runs"], dice["n_failed"], focal["n_runs"], focal["n_failed"]) == (5, 0, 4, 1)
     assert dice["miou_mean"] == pytest.approx(statistics.mean(MIOU["dice"]))
     assert dice["miou_std"] == pytest.approx(statistics.stdev(MIOU["dice"]))
-    ref = sps.t.interval(0.95, df=4, loc=np.mean(MIOU["ce"]), scale=sps.sem(MIOU["ce"]))
+    # a score in [0, 1]: the t interval on the logit scale (delta method), mapped back
+    m, half = np.mean(MIOU["ce"]), sps.t.ppf(0.975, 4) * sps.sem(MIOU["ce"])
+    logit = math.log(m / (1 - m))
+    ref = [1 / (1 + math.exp(-(logit + sign * half / (m * (1 - m))))) for sign in (-1, 1)]
     assert (ce["miou_ci_low"], ce["miou_ci_high"]) == pytest.approx(ref)
+    assert ref[0] == pytest.approx(0.5902, abs=1e-4) and ce["miou_unit"] == "seed"
     assert [dice["rank"], ce["rank"], focal["rank"]] == [1, 2, 3]
     assert focal["seeds"] == "1 2 3 4" and focal["failed_seeds"] == "5" and focal["rank_seeds"] == 4
 
@@ -209,7 +214,8 @@ def test_written_csv_and_markdown(sweep):
                 "miou_delta_ci_high", "miou_p", "miou_p_holm", "miou_effect", "iou_rare_p_holm", "baseline", "test"]:
         assert col in table.columns, col
     md = md_path.read_text()
-    assert "| 1 | `dice` | 5 | 0 | 0.650 ± 0.036 [0.605, 0.695] | 1.5 |" in md
+    # rank (bootstrap 5–95 % rank range); a score's interval on the logit scale (t: [0.605, 0.695])
+    assert "| 1 (1) | `dice` | 5 | 0 | 0.650 ± 0.036 [0.604, 0.693] | 1.5 |" in md
     # every headline metric has Δ, CI, p, Holm p and effect, not only the rank-by one
     dice_tests = next(line for line in md.splitlines() if line.startswith("| `dice` | +"))
     assert dice_tests.count("Holm") == len(lb.metrics)
@@ -241,3 +247,19 @@ def test_a_row_whose_every_run_failed_is_unranked_and_does_not_unrank_the_others
     lb = build_leaderboard(_runs(sweep))
     assert pd.isna(_row(lb, "bce")["rank"]) and _row(lb, "bce")["n_failed"] == 2
     assert [_row(lb, l)["rank"] for l in ("dice", "ce", "focal")] == [1, 2, 3]
+
+
+def test_resumed_runs_are_counted_and_marked(tmp_path):
+    resumed = {"resumes": [{"from_epoch": 2, "from_step": 20, "at": "2026-12-04T18:00:00Z", "reason": "SLURM requeue 1"}]}
+    for seed in (1, 2, 3):
+        for loss in ("ce", "dice"):
+            write_run(tmp_path / f"{loss}{seed}", loss=loss, seed=seed, metrics=seg_metrics(0.5 + 0.01 * seed, 0.1),
+                      record=resumed if (loss, seed) in {("dice", 1), ("dice", 3)} else None)
+    lb = build_leaderboard(_runs(tmp_path))
+    counts = dict(zip(lb.table["loss"], lb.table["n_resumed"]))
+    assert counts == {"ce": 0, "dice": 2}
+    assert any("2 completed run(s) (↻" in line for line in warnings(lb))
+    (tmp_path / "out").mkdir()
+    written = write_leaderboard(lb, tmp_path / "out")
+    md = next(path for path in written if path.suffix == ".md")
+    assert "`dice` ↻" in md.read_text() and "`ce` ↻" not in md.read_text()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scikit_posthocs as skp
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 from reporting.collect import collect_runs
 from reporting.leaderboard import build_leaderboard
@@ -51,6 +52,24 @@ def test_average_ranks_friedman_and_nemenyi_against_the_libraries(tmp_path):
     summary = across.friedman()
     assert summary["n_blocks"] == 6 and summary["metric"] == "miou" and summary["p"] == pytest.approx(ref.pvalue)
     assert "n_blocks = 6, 4 rows" in across.verdict and "1 row(s) not in every table are left out" in across.verdict
+
+
+def test_pairwise_wilcoxon_with_holm_next_to_nemenyi_and_their_disagreements(tmp_path):
+    across = across_tables(_sweep(tmp_path, list(MEANS)))
+    pw = across.pairwise.set_index(["a", "b"])
+    losses = ["ce", "dice", "focal", "lovasz"]
+    matrix = {l: np.array([MEANS[dm][l] for dm in MEANS]) for l in losses}
+    assert len(pw) == 6 and set(pw["n_blocks"]) == {6}
+    # dice beats ce in all 6 tables: the exact two-sided p is 2/2⁶
+    assert pw.loc[("ce", "dice"), "p_wilcoxon"] == pytest.approx(sps.wilcoxon(matrix["ce"] - matrix["dice"]).pvalue)
+    assert pw.loc[("ce", "dice"), "p_wilcoxon"] == pytest.approx(2 / 64)
+    raw = across.pairwise["p_wilcoxon"].to_numpy()
+    assert across.pairwise["p_wilcoxon_holm"].to_numpy() == pytest.approx(multipletests(raw, method="holm")[1])
+    nem = skp.posthoc_nemenyi_friedman(np.column_stack([matrix[l] for l in losses]))
+    assert pw.loc[("ce", "dice"), "p_nemenyi"] == pytest.approx(nem.iloc[0, 1])
+    expected = (pw["p_wilcoxon_holm"] < 0.05) != (pw["p_nemenyi"] < 0.05)
+    assert (pw["disagree"] == expected).all()
+    assert len(across.disagreements()) == int(expected.sum())
 
 
 def test_two_datasets_are_too_few_blocks_and_the_report_says_so(tmp_path):

@@ -20,7 +20,7 @@ from reporting.plots import smallest_object_box
 
 from .conftest import MIOU, curve_to, seg_metrics, write_run
 
-PLOTS = ["seed_strips.png", "learning_curves.png", "size_recall.png", "class_iou.png", "cd_diagram.png",
+PLOTS = ["seed_strips.png", "learning_curves.png", "size_recall.png", "class_iou.png", "cd_diagram.png", "rank_stability.png",
          "predictions_synthetic_imbalanced.png", "predictions_synthetic_small.png"]
 LOSSES = [*MIOU, "lovasz"]
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from reporting.stats import BCA_MIN_N, holm, mean_ci, paired_test, rank_biserial, summarize, t_interval
+from reporting.stats import BCA_MIN_N, holm, logit_t_interval, mean_ci, paired_test, rank_biserial, summarize, t_interval
 
 N_SIM = 2_000
 
@@ -111,3 +111,17 @@ def test_holm_matches_statsmodels_and_skips_missing_p():
 def test_bad_input_is_a_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("mu,sd", [(0.6, 0.03), (0.95, 0.03), (0.05, 0.04)])
+def test_bounded_interval_stays_in_0_1_and_keeps_its_coverage(mu, sd):
+    # beta-distributed scores of 3 seeds: the logit-scale t interval covers the true mean ≥ 93 % and never
+    # leaves [0, 1]; the plain t interval near a bound leaves it most of the time
+    k = mu * (1 - mu) / sd ** 2 - 1
+    x = np.random.default_rng(int(mu * 100)).beta(mu * k, (1 - mu) * k, size=(N_SIM, 3))
+    low, high = logit_t_interval(x)
+    assert 0.93 <= float(((low <= mu) & (mu <= high)).mean()) <= 0.97
+    assert (low >= 0).all() and (high <= 1).all() and (low <= x.mean(axis=1)).all()
+    s = summarize([0.2, 0.9, 0.99], bounded=True)
+    assert s.method == "t-logit" and 0 <= s.ci_low < s.mean < s.ci_high <= 1
+    assert summarize([12.0, 15.0, 11.0], bounded=True).method == "t"  # not a score: the plain t interval

@@ -44,7 +44,8 @@ def test_a_new_record_has_every_required_field_in_order_and_starts_failed():
                         optimized_metric="val/miou")
     assert tuple(record) == REQUIRED_FIELDS
     assert set(REQUIRED_FIELDS) | {"best_checkpoint", "class_pixel_counts", "class_weights", "early_stopping",
-                                   "converged", "box_statistics", "anchor_fit", "budget"} == set(RunRecord.__annotations__)
+                                   "converged", "box_statistics", "anchor_fit", "budget", "case_files", "split",
+                                   "resumes"} == set(RunRecord.__annotations__)
     assert (record["history"], record["best_epoch"]) == ({}, None)
     assert (record["status"], record["error"], record["epochs"], record["metrics"]) == ("failed", None, 0, {})
     assert record["versions"]["torch"] and record["seed"] == 3

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
 
-from models.seg_metrics import ObjectRecall, SegmentationMetrics, bucket_names
+from metrics.segmentation import ObjectRecall, SegmentationMetrics
 
 
 def _metrics(preds, target, num_classes=3, ignore_index=None, buckets=(16, 64)):
@@ -99,8 +99,3 @@ def test_object_recall_diagonal_neighbours_are_one_object_and_3d_works():
     metric3d.update(preds, volume)
     assert float(metric3d.compute()["object_recall"]) == pytest.approx(0.5)
 
-
-def test_bucket_names_and_bad_edges():
-    assert bucket_names([16, 64]) == ["lt16", "16-64", "ge64"]
-    with pytest.raises(ValueError, match="small_object_buckets"):
-        bucket_names([64, 16])

@@ -15,6 +15,10 @@ distance possible) and ``nsd`` = 0. Scores are averaged over the volumes where t
 ``hd95``/``nsd`` average the per-class values over the foreground classes that are defined. A class
 never defined is NaN (``null`` in metrics.json). Voxels equal to ``ignore_index`` count as background
 in both masks.
+
+Per case (the per-case file, docs/contracts.md "Per-case files") the empty-reference policy of Metrics
+Reloaded holds instead: ``P`` and ``G`` both empty → ``nsd`` = 1, ``hd95`` undefined; exactly one empty →
+``nsd`` = 0, ``hd95`` undefined (never a stand-in distance).
 """
 from __future__ import annotations
 
@@ -46,6 +50,9 @@ class SurfaceMetrics(Metric):
             self.add_state(name, default=torch.zeros(num_classes - 1, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, spacing: Tensor | None = None) -> None:
+        """Adds the volumes to the totals. Their per-case ``(hd95, nsd)``, each ``(N, C-1)`` under the
+        per-case policy (module docstring; NaN where HD95 is undefined), stay in ``batch_cases``
+        until the next update (torchmetrics drops what ``update`` returns)."""
         if preds.shape != target.shape or preds.ndim != 4:
             raise ValueError(f"SurfaceMetrics: preds and target must both be (N, X, Y, Z), got "
                              f"{tuple(preds.shape)} and {tuple(target.shape)}")
@@ -82,6 +89,7 @@ class SurfaceMetrics(Metric):
             defined = ~np.isnan(values)
             total += torch.from_numpy(np.where(defined, values, 0.0).sum(0)).to(total.device)
             count += torch.from_numpy(defined.sum(0).astype(np.float64)).to(count.device)
+        self.batch_cases = np.where(both, hd, np.nan), np.where(pred_any | target_any, nsd, 1.0)
 
     def compute(self) -> dict[str, Tensor]:
         hd = self.hd_sum / self.hd_count

@@ -1,4 +1,4 @@
-"""HD95 / NSD in mm (MONAI), their empty-mask conventions, 3-D metrics in SegmentationMetrics, the volume inferer."""
+"""HD95 / NSD in mm (MONAI), their empty-mask conventions, 3-D metrics in SegmentationMetrics."""
 from __future__ import annotations
 
 import math
@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
-from models.seg_metrics import SegmentationMetrics
-from models.surface_metrics import SurfaceMetrics
-from models.window_inferer import VolumeInferer
+from metrics.segmentation import SegmentationMetrics
+from metrics.surface import SurfaceMetrics
 
 
 def _cube(shape=(20, 20, 20), at=(5, 5, 5), size=5, cls=1) -> torch.Tensor:
@@ -76,27 +75,3 @@ def test_segmentation_metrics_add_surface_keys_for_volumes_only():
     flat.update(torch.zeros((1, 8, 8), dtype=torch.long), torch.zeros((1, 8, 8), dtype=torch.long))
     assert "hd95" not in flat.compute()
 
-
-def test_volume_inferer_whole_pass_and_sliding_window_agree_for_a_pointwise_net():
-    torch.manual_seed(0)
-    net = torch.nn.Conv3d(1, 3, kernel_size=1)
-    images = torch.randn(2, 1, 20, 18, 10)
-    with torch.no_grad():
-        direct = net(images)
-        whole = VolumeInferer([8, 8, 8], whole_volume_max_voxels=10_000)(net, images)
-        windows = VolumeInferer([8, 8, 8], overlap=0.5, mode="gaussian", whole_volume_max_voxels=0)(net, images)
-    assert whole.shape == windows.shape == direct.shape
-    assert torch.allclose(whole, direct, atol=1e-5) and torch.allclose(windows, direct, atol=1e-5)
-
-
-def test_whole_pass_pads_to_a_multiple_of_the_net_stride():
-    seen = []
-
-    def net(x: torch.Tensor) -> torch.Tensor:
-        seen.append(tuple(x.shape[2:]))
-        return x.repeat(1, 2, 1, 1, 1)
-
-    out = VolumeInferer([8, 8, 8], whole_volume_max_voxels=10_000, divisible=8)(net, torch.ones(1, 1, 10, 8, 3))
-    assert seen == [(16, 8, 8)] and out.shape == (1, 2, 10, 8, 3)
-    with pytest.raises(ValueError, match="patch_size"):
-        VolumeInferer([8, 8])
