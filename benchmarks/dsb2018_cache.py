@@ -6,7 +6,11 @@ cache keys, the derivation (first) or the cached boxes (second), the committed s
 (:class:`datamodules.public.dsb2018.DSB2018SegDataModule` construction). Prints both times and the
 ratio first / second (the target is >= 10). Absolute times depend on the machine and its load.
 
-    python benchmarks/dsb2018_cache.py --root ../shared/data/dsb2018_stage1_train_dev [--repeats 3]
+    python benchmarks/dsb2018_cache.py --root /data/dsb2018 [--repeats 3]
+
+``--root`` is a DSB-2018 copy in the Kaggle layout (the folder holding ``stage1_train/``, or that folder);
+docs/datasets/dsb2018.md says where to get it. The committed result was measured on 200 of the 670
+stage1_train images (docs/datasets/dsb2018.md, "What the adapter derives").
 """
 from __future__ import annotations
 
