@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     print((result.out_dir / "leaderboard.md").read_text())
     for s in result.extras.skipped:
         print(f"compare.py: warning: skipped {s.path}: {s.reason}", file=sys.stderr)
+    if result.extras.fairness:
+        print(f"compare.py: warning: {len(result.extras.fairness)} setting(s) differ between the rows of a table "
+              "besides the loss (listed under Warnings above; summary.json `fairness`)", file=sys.stderr)
     for plan in result.extras.plans or []:
         print("plan: " + plan_sentence(plan["title"], plan, args.plan_delta, args.plan_power))
     print(f"wrote {len(result.files)} files to {result.out_dir}:")

@@ -9,8 +9,14 @@ Shared options (same name and meaning in every ``configs/datamodule/*.yaml``):
 - ``persistent_workers``: keep the worker processes (and their in-memory caches) between epochs; only
   meaningful with ``num_workers > 0``;
 - ``seed``: the seed of everything data-side that is random (sample generation, splits, the order of
-  training batches, patch positions); configs set it to ``${seed}``;
-- ``cache``: keep samples in memory once made/decoded (segmentation datamodules, with ``cache_max_gb``).
+  training batches, patch positions); configs set it to ``${seed}``.
+
+Not shared, though spelled the same where they exist: ``cache`` (keep samples in memory once made or
+decoded) and ``cache_max_gb`` (only when all splits fit in that many GB, checked by :func:`check_gb`)
+belong to the 2-D segmentation datamodules (synthetic segmentation, the file-based ones); ``volume_folder``
+and ``msd`` have ``cache_max_gb`` alone, ``synthetic_3d`` always keeps its volumes, and the detection
+datamodules have neither. The segmentation datamodules' labels (``num_classes``, ``mode``,
+``class_names``, ``ignore_index``) are checked by :class:`datamodules.labels.LabelSpec`.
 """
 from __future__ import annotations
 
@@ -26,7 +32,10 @@ from common.names import SPLITS
 if TYPE_CHECKING:
     from datamodules.public.splits import SplitInfo
 
-__all__ = ["SPLITS", "BaseDataModule", "invalid", "check_int", "renamed_option"]
+__all__ = ["SPLITS", "LOADER_DEFAULTS", "BaseDataModule", "invalid", "check_int", "check_gb", "renamed_option"]
+
+# The loader options and their defaults; a datamodule states the ones that differ in ``loader_defaults``.
+LOADER_DEFAULTS: dict[str, Any] = {"batch_size": 8, "num_workers": 0, "pin_memory": None, "persistent_workers": False}
 
 
 def invalid(owner: str, name: str, value: Any, expected: str) -> NoReturn:
@@ -39,6 +48,13 @@ def check_int(owner: str, name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         invalid(owner, name, value, f"an int >= {low}")
     return int(value)
+
+
+def check_gb(owner: str, name: str, value: Any) -> float:
+    """``value`` as a size in GB >= 0 (bools refused), else :func:`invalid`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        invalid(owner, name, value, "a size in GB >= 0")
+    return float(value)
 
 
 def renamed_option(owner: str, old: str, old_value: Any, new: str, new_value: Any) -> Any:
@@ -57,8 +73,12 @@ class BaseDataModule(pl.LightningDataModule):
     Training batches are shuffled by a generator seeded with ``seed``, so the batch order is part of
     the run's config. A subclass fills ``self.datasets`` (or overrides the ``*_dataloader`` methods),
     sets ``num_classes``, ``class_names`` and, where they differ from the defaults, ``in_channels``,
-    ``eval_window`` and :meth:`class_pixel_counts`.
+    ``eval_window`` and :meth:`class_pixel_counts`. The loader options (``batch_size``, ``num_workers``,
+    ``pin_memory``, ``persistent_workers``) are keyword arguments with the defaults of
+    :data:`LOADER_DEFAULTS`, updated by the subclass's ``loader_defaults``.
     """
+
+    loader_defaults: Mapping[str, Any] = {}
 
     in_channels: int | None = 3
     eval_window: Mapping[str, Any] | None = None
@@ -70,15 +90,18 @@ class BaseDataModule(pl.LightningDataModule):
         """How argument errors name this datamodule (a subclass may set a plain class attribute)."""
         return type(self).__name__
 
-    def __init__(self, *, seed: int, batch_size: int, num_workers: int, pin_memory: bool | None = None,
-                 persistent_workers: bool = False) -> None:
+    def __init__(self, *, seed: int, **loader: Any) -> None:
         super().__init__()
+        unknown = sorted(set(loader) - set(LOADER_DEFAULTS))
+        if unknown:
+            raise TypeError(f"{self.owner}: unexpected option(s) {unknown}")
+        options = {**LOADER_DEFAULTS, **self.loader_defaults, **loader}
         self.seed = int(seed)
-        self.batch_size = check_int(self.owner, "batch_size", batch_size, 1)
-        self.num_workers = check_int(self.owner, "num_workers", num_workers, 0)
+        self.batch_size = check_int(self.owner, "batch_size", options["batch_size"], 1)
+        self.num_workers = check_int(self.owner, "num_workers", options["num_workers"], 0)
         # Pinning only helps host-to-GPU copies and warns without CUDA.
-        self.pin_memory = pin_memory is not False and torch.cuda.is_available()
-        self.persistent_workers = bool(persistent_workers)
+        self.pin_memory = options["pin_memory"] is not False and torch.cuda.is_available()
+        self.persistent_workers = bool(options["persistent_workers"])
         self.datasets: dict[str, Dataset] = {}
 
     def class_pixel_counts(self) -> torch.Tensor | None:

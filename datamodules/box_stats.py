@@ -13,12 +13,24 @@ import numpy as np
 @dataclass(frozen=True)
 class BoxStatistics:
     """Training boxes ``boxes`` (N, 4) xyxy float64 in network pixels, the number of training images
-    and how many of them the resolution policy downscales (``downscaled``, with ``max_size`` the cap)."""
+    and how many of them the resolution policy downscales (``downscaled``, with ``max_size`` the cap).
+    ``crop_boxes``: how many boxes one training input holds on average over the training images,
+    ``mean_i n_i · min(1, crop² / (h_i · w_i))`` for random ``crop`` × ``crop`` windows of capped
+    ``h_i`` × ``w_i`` images with ``n_i`` boxes; ``None`` when training reads whole images (then
+    ``len(boxes) / images``). The detection budget (``runtime.detection_wiring``) counts box visits with it."""
 
     boxes: np.ndarray
     images: int
     downscaled: int
     max_size: int
+    crop_boxes: float | None = None
+
+    @property
+    def boxes_per_input(self) -> float:
+        """Boxes in one training input on average (:attr:`crop_boxes`, or whole images' mean)."""
+        if self.crop_boxes is not None:
+            return float(self.crop_boxes)
+        return len(self.boxes) / self.images if self.images else 0.0
 
     @property
     def sizes(self) -> np.ndarray:
@@ -39,4 +51,5 @@ class BoxStatistics:
             "scale_median": round(float(quantiles[1]), 2),
             "scale_p95": round(float(quantiles[2]), 2),
             "small_share": round(float(np.mean(wh.prod(axis=1) < 32**2)) if len(wh) else float("nan"), 4),
+            "boxes_per_input": round(self.boxes_per_input, 3),
         }

@@ -63,13 +63,15 @@ def coco_target(
     label_of: Mapping[int, int],
     keep_crowd: bool,
 ) -> tuple[dict[str, torch.Tensor], int]:
-    """Targets of one image from its COCO annotations; returns ``(target, number clipped or dropped)``.
+    """Targets of one image from its COCO annotations; returns ``(target, (clipped, dropped))``: boxes
+    reaching outside the image are clipped to it; a box with no area inside the image (zero width or
+    height, or lying wholly outside) is dropped — both counted so that setup reports them by file.
 
     Raises ``ValueError`` (naming image and annotation ids) for unknown categories, malformed
     ``bbox`` entries and negative sizes.
     """
     height, width = int(image["height"]), int(image["width"])
-    boxes, labels, crowd, fixed = [], [], [], 0
+    boxes, labels, crowd, clipped, dropped = [], [], [], 0, 0
     for ann in annotations:
         where = f"image id {image['id']}, annotation id {ann.get('id')}"
         bbox = ann.get("bbox")
@@ -88,9 +90,9 @@ def coco_target(
             continue
         x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
         if x2 <= x1 or y2 <= y1:
-            fixed += 1
+            dropped += 1
             continue
-        fixed += (x1, y1, x2, y2) != (x, y, x + w, y + h)
+        clipped += (x1, y1, x2, y2) != (x, y, x + w, y + h)
         boxes.append((x1, y1, x2, y2))
         labels.append(label_of[category])
         crowd.append(is_crowd)
@@ -100,7 +102,7 @@ def coco_target(
     }
     if keep_crowd:
         target["iscrowd"] = torch.tensor(crowd, dtype=torch.int64)
-    return target, fixed
+    return target, (clipped, dropped)
 
 
 class CocoBoxes(CocoDetection):
@@ -125,7 +127,7 @@ class CocoBoxes(CocoDetection):
     def _load_image(self, id: int) -> torch.Tensor:
         return to_float_tensor(read_image(Path(self.root) / self.coco.loadImgs(id)[0]["file_name"]), channels=3)
 
-    def target(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+    def target(self, index: int) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
         image_id = self.ids[index]
         return coco_target(self._load_target(image_id), self.coco.imgs[image_id], self.label_of, self.keep_crowd)
 
@@ -268,20 +270,31 @@ class CocoDataModule(BaseDataModule):
         annotations alone (no image is decoded)."""
         self.setup("fit")
         dataset = self.datasets["train"]
-        boxes, downscaled = [], 0
+        boxes, downscaled, in_crop = [], 0, []
         for index, image_id in enumerate(dataset.ids):
             info = dataset.coco.imgs[image_id]
             factor = downscale_factor(info["height"], info["width"], self.image_size)
             downscaled += factor < 1.0
             boxes.append(dataset.target(index)[0]["boxes"].double().numpy() * factor)
+            if self.train_crop is not None:  # the share of the (capped) image one random crop covers
+                area = info["height"] * info["width"] * factor**2
+                in_crop.append(len(boxes[-1]) * min(1.0, self.train_crop**2 / max(area, 1.0)))
         return BoxStatistics(np.concatenate(boxes) if boxes else np.zeros((0, 4)), len(dataset.ids), int(downscaled),
-                             self.image_size)
+                             self.image_size, float(np.mean(in_crop)) if in_crop else None)
 
     def _check_annotations(self) -> None:
-        fixed = {split: sum(ds.target(i)[1] for i in range(len(ds))) for split, ds in self.datasets.items()}
-        if any(fixed.values()):
-            counts = ", ".join(f"{split}: {n}" for split, n in fixed.items())
-            warnings.warn(f"coco: boxes reaching outside their image were clipped, zero-area ones dropped ({counts})",
+        """One warning naming every image file whose boxes were clipped or dropped, with the counts."""
+        fixes = []
+        for split, dataset in self.datasets.items():
+            for index, image_id in enumerate(dataset.ids):
+                clipped, dropped = dataset.target(index)[1]
+                if clipped or dropped:
+                    name = dataset.coco.imgs[image_id]["file_name"]
+                    fixes.append(f"{name} ({split}): {clipped} clipped, {dropped} dropped")
+        if fixes:
+            shown = "; ".join(fixes[:20]) + (f"; … and {len(fixes) - 20} more files" if len(fixes) > 20 else "")
+            warnings.warn(f"coco: {len(fixes)} image(s) hold boxes reaching outside the image (clipped to it) or "
+                          f"without area inside it (zero width/height or wholly outside: dropped): {shown}",
                           stacklevel=2)
 
 

@@ -24,8 +24,9 @@ class LossbenchData(Protocol):
     - ``in_channels``: image channels the model gets (1 or 3).
     - ``eval_window``: ``None`` (evaluate whole inputs in one forward pass) or the sliding-window
       settings the model should evaluate with: ``patch_size`` plus the options of
-      :class:`models.sliding_window.SlidingWindowInferer` (``overlap``, ``blend``, ``sigma_scale``,
-      ``batch_size``). The builder constructs the inferer; data never imports a model.
+      :mod:`common.eval_window` (``overlap``, ``blend``, ``sigma_scale``, ``batch_size``,
+      ``whole_input_max_pixels``, ``pad_multiple``; the same keys in 2-D and 3-D). The builder
+      constructs the inferer (:class:`models.inferer.WindowInferer`); data never imports a model.
     - ``class_pixel_counts()``: float64 ``(num_classes,)`` pixels per class over the training split
       (ignored pixels excluded), or ``None`` where the task has no pixel classes (detection).
     """

@@ -38,10 +38,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from common.names import DATA_MODES, SPLITS
+from common.eval_window import window_options
+from common.names import SPLITS
 from datamodules.augment import build_augment
-from datamodules.base import BaseDataModule, check_int, invalid, renamed_option
+from datamodules.base import check_gb, check_int, invalid, renamed_option
 from datamodules.image_io import ImageReadError, probe, read_image, read_mask
+from datamodules.labels import LabelSpec, SegDataModule
 from datamodules.patch_sampler import ForegroundIndex, PatchSampler
 from datamodules.seg_datasets import Moments, Normalizer, PatchDataset, WholeImageDataset, pad_collate
 from datamodules.seg_samples import DataProblems, MaskEncoder, SampleFiles, SampleStore
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 
-class FileSegDataModule(BaseDataModule):
+class FileSegDataModule(SegDataModule):
     """Segmentation over image/mask files with patch training and sliding-window evaluation.
 
     Subclasses implement :meth:`list_samples`. Members of :class:`datamodules.contract.LossbenchData`:
@@ -63,6 +65,8 @@ class FileSegDataModule(BaseDataModule):
     padding and roi-outside pixels). The shared options are :class:`~datamodules.base.BaseDataModule`'s;
     ``cache_images`` is the deprecated name of ``cache``. See the module docstring for the pipeline.
     """
+
+    loader_defaults = {"num_workers": 2, "persistent_workers": True}
 
     def __init__(
         self,
@@ -76,11 +80,7 @@ class FileSegDataModule(BaseDataModule):
         patches_per_epoch: int = 512,
         foreground_share: float = 0.33,
         max_foreground_locations: int = 10_000,
-        batch_size: int = 8,
         eval_batch_size: int = 1,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
         augment: Mapping[str, Any] | None = None,
         normalize: str | Mapping[str, Sequence[float]] = "auto",
         cache: bool = True,
@@ -88,22 +88,13 @@ class FileSegDataModule(BaseDataModule):
         sliding_window: Mapping[str, Any] | None = None,
         seed: int = 0,
         cache_images: bool | None = None,
+        **loader: Any,
     ) -> None:
-        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
-                         persistent_workers=persistent_workers)
         owner = self.owner
-        num_classes = check_int(owner, "num_classes", num_classes, 2)
-        if mode not in DATA_MODES:
-            invalid(owner, "mode", mode, f"one of {list(DATA_MODES)}")
-        if mode == "binary" and num_classes != 2:
-            invalid(owner, "num_classes", num_classes, "2 when mode='binary' (background + object)")
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or not num_classes <= ignore_index <= 65535:
-            invalid(owner, "ignore_index", ignore_index,
-                    "an int in [num_classes, 65535] (it marks padding and roi-outside pixels)")
+        super().__init__(LabelSpec(num_classes, mode, class_names, ignore_index, ignore_required=True, owner=owner),
+                         seed=seed, **loader)
         if in_channels not in (None, 1, 3):
             invalid(owner, "in_channels", in_channels, "1, 3 or null (follow the data)")
-        if class_names is not None and len(class_names) != num_classes:
-            invalid(owner, "class_names", list(class_names), f"a list of num_classes={num_classes} names")
         patch = tuple(int(v) for v in patch_size)
         if len(patch) != 2 or min(patch) < 1:
             invalid(owner, "patch_size", list(patch_size), "two positive ints [H, W]")
@@ -112,21 +103,14 @@ class FileSegDataModule(BaseDataModule):
         self.max_foreground_locations = check_int(owner, "max_foreground_locations", max_foreground_locations, 1)
         if not 0.0 <= foreground_share <= 1.0:
             invalid(owner, "foreground_share", foreground_share, "a share in [0, 1]")
-        if cache_max_gb < 0:
-            invalid(owner, "cache_max_gb", cache_max_gb, "a size in GB >= 0")
-        self.num_classes = num_classes
-        self.mode = mode
-        self.ignore_index = ignore_index
-        self.class_names = list(class_names) if class_names is not None else \
-            ["background"] + [f"class_{k}" for k in range(1, num_classes)]
         self.patch_size = patch
         self.foreground_share = float(foreground_share)
         self.normalize_spec = normalize
         self.cache = bool(renamed_option(owner, "cache_images", cache_images, "cache", cache))
-        self.cache_max_gb = float(cache_max_gb)
+        self.cache_max_gb = check_gb(owner, "cache_max_gb", cache_max_gb)
         self.transform = build_augment(augment, mask_fill=ignore_index)
         self._mask_values = self._check_mask_values(mask_values)
-        self.eval_window = {"patch_size": patch, **dict(sliding_window or {})}
+        self.eval_window = {"patch_size": patch, **window_options(f"{owner}: sliding_window", sliding_window or {}, 2)}
         self.samples = self._checked_samples(self.list_samples())
         self.in_channels = in_channels if in_channels is not None else self._channels_from_headers()
         self._prepared = False

@@ -7,17 +7,19 @@ and the data of a run is reproduced exactly by its config.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from common.names import DATA_MODES, SPLITS
+from common.names import SPLITS
 from datamodules import shapes
-from datamodules.base import BaseDataModule, check_int, invalid
+from datamodules.base import LOADER_DEFAULTS, check_gb, check_int, invalid
+from datamodules.labels import LabelSpec, SegDataModule
 
 OWNER = "synthetic data"  # how argument errors name this data
 # Images are drawn in [0, 1] and shifted/scaled by these constants, so a batch is roughly zero-mean
@@ -25,6 +27,28 @@ OWNER = "synthetic data"  # how argument errors name this data
 PIXEL_MEAN = 0.5
 PIXEL_STD = 0.25
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+# The generator keys of the segmentation datamodule and their defaults (configs/datamodule/synthetic_*.yaml).
+SEG_GENERATOR: dict[str, Any] = {
+    "class_frequencies": (1.0, 1.0, 0.7, 0.02, 0.03),
+    "shape_families": ("blob", "polygon", "curve", "blob", "polygon"),
+    "class_colors": ((0.9, 0.2, 0.2), (0.2, 0.8, 0.3), (0.2, 0.3, 0.9), (0.9, 0.85, 0.2), (0.8, 0.2, 0.8)),
+    "textures": ("flat", "stripes", "flat", "checker", "flat"),
+    "radius_range": (1.5, 8.0),
+    "objects_per_image": (2, 8),
+    "curve_width": 2.0,
+    "contrast_range": (0.5, 0.9),
+    "background_texture": 0.12,
+    "noise_std": 0.05,
+    "blur_sigma": 0.6,
+}
+
+
+def generator_options(owner: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by the ``given`` generator keys; a key ``defaults`` lacks is an error naming it."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"{owner}: unknown option(s) {unknown}; accepted generator options: {sorted(defaults)}")
+    return {**defaults, **given}
 
 
 @dataclass(frozen=True)
@@ -70,50 +94,62 @@ class SyntheticSpec:
     noise_std: float
     blur_sigma: float
     seed: int
+    owner: str = field(default=OWNER, compare=False, repr=False)  # how errors name the datamodule
+
+    @classmethod
+    def from_options(cls, owner: str, **options: Any) -> SyntheticSpec:
+        """The spec from config values (YAML lists, ints where floats go): each converted to its field's type.
+        ``image_size`` may be one int (square)."""
+        size = options["image_size"]
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(size) != 2:
+            invalid(owner, "image_size", options["image_size"], "an int or [height, width]")
+        converted = {name: _CONVERT[name](value) for name, value in {**options, "image_size": size}.items()}
+        return cls(**converted, owner=owner)
 
     def __post_init__(self) -> None:
         height, width = self.image_size
         if height < 8 or width < 8:
-            invalid(OWNER, "image_size", self.image_size, "two ints >= 8 (height, width)")
+            invalid(self.owner, "image_size", self.image_size, "two ints >= 8 (height, width)")
         if self.num_classes < 2:
-            invalid(OWNER, "num_classes", self.num_classes, "an int >= 2 (background + at least one class)")
+            invalid(self.owner, "num_classes", self.num_classes, "an int >= 2 (background + at least one class)")
         n_fg = self.num_classes - 1
         for name in ("class_frequencies", "shape_families", "class_colors", "textures"):
             value = getattr(self, name)
             if len(value) != n_fg:
-                invalid(OWNER, name, list(value), f"a list of num_classes - 1 = {n_fg} entries (one per foreground class)")
+                invalid(self.owner, name, list(value), f"a list of num_classes - 1 = {n_fg} entries (one per foreground class)")
         if not all(np.isfinite(f) and f > 0 for f in self.class_frequencies):
-            invalid(OWNER, "class_frequencies", list(self.class_frequencies), "positive finite numbers")
+            invalid(self.owner, "class_frequencies", list(self.class_frequencies), "positive finite numbers")
         for family in self.shape_families:
             if family not in shapes.SHAPE_FAMILIES:
-                invalid(OWNER, "shape_families", list(self.shape_families), f"entries from {sorted(shapes.SHAPE_FAMILIES)}")
+                invalid(self.owner, "shape_families", list(self.shape_families), f"entries from {sorted(shapes.SHAPE_FAMILIES)}")
         for color in self.class_colors:
             if len(color) != 3 or not all(0.0 <= c <= 1.0 for c in color):
-                invalid(OWNER, "class_colors", [list(c) for c in self.class_colors], "[r, g, b] triples in [0, 1]")
+                invalid(self.owner, "class_colors", [list(c) for c in self.class_colors], "[r, g, b] triples in [0, 1]")
         for name in self.textures:
             if name not in shapes.TEXTURES:
-                invalid(OWNER, "textures", list(self.textures), f"entries from {list(shapes.TEXTURES)}")
+                invalid(self.owner, "textures", list(self.textures), f"entries from {list(shapes.TEXTURES)}")
         r_min, r_max = self.radius_range
         if not 0.5 <= r_min <= r_max:
-            invalid(OWNER, "radius_range", list(self.radius_range), "[min, max] with 0.5 <= min <= max (pixels)")
+            invalid(self.owner, "radius_range", list(self.radius_range), "[min, max] with 0.5 <= min <= max (pixels)")
         if 2 * r_max + 1 > min(height, width):
-            invalid(OWNER, 
+            invalid(self.owner, 
                 "radius_range",
                 list(self.radius_range),
                 f"max radius with 2 * max + 1 <= the smaller image side {min(height, width)}",
             )
         lo, hi = self.objects_per_image
         if not 0 <= lo <= hi:
-            invalid(OWNER, "objects_per_image", list(self.objects_per_image), "[lo, hi] ints with 0 <= lo <= hi")
+            invalid(self.owner, "objects_per_image", list(self.objects_per_image), "[lo, hi] ints with 0 <= lo <= hi")
         if not self.curve_width > 0:
-            invalid(OWNER, "curve_width", self.curve_width, "a positive number of pixels")
+            invalid(self.owner, "curve_width", self.curve_width, "a positive number of pixels")
         c_min, c_max = self.contrast_range
         if not 0.0 < c_min <= c_max <= 1.0:
-            invalid(OWNER, "contrast_range", list(self.contrast_range), "[min, max] with 0 < min <= max <= 1 (object opacity)")
+            invalid(self.owner, "contrast_range", list(self.contrast_range), "[min, max] with 0 < min <= max <= 1 (object opacity)")
         for name in ("background_texture", "noise_std", "blur_sigma"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
-                invalid(OWNER, name, value, "a finite number >= 0")
+                invalid(self.owner, name, value, "a finite number >= 0")
 
     def rng(self, split: str, index: int, stream: int) -> np.random.Generator:
         """The generator of one sample; stream 0 draws the layout (mask), stream 1 the pixels, so a
@@ -175,6 +211,27 @@ class SyntheticSpec:
         return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
+def _floats(values: Sequence[Any]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _float_range(values: Sequence[Any]) -> tuple[float, float]:
+    return float(values[0]), float(values[-1])
+
+
+def _int_range(values: Sequence[Any]) -> tuple[int, int]:
+    return int(values[0]), int(values[-1])
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "image_size": lambda size: (int(size[0]), int(size[1])), "num_classes": int, "seed": int,
+    "class_frequencies": _floats, "shape_families": tuple, "textures": tuple,
+    "class_colors": lambda colors: tuple(_floats(color) for color in colors),
+    "radius_range": _float_range, "objects_per_image": _int_range, "contrast_range": _float_range,
+    "curve_width": float, "background_texture": float, "noise_std": float, "blur_sigma": float,
+}
+
+
 class SyntheticSegDataset(Dataset):
     """``length`` samples of one split: ``{"image": float32 (in_channels, H, W), "mask": int64 (H, W),
     "case": "<split>_<index>"}``.
@@ -225,19 +282,24 @@ class SyntheticSegDataset(Dataset):
         return self.spec.mask(self.spec.layout(self.split, index), self.ignore_index)
 
 
-class SyntheticSegDataModule(BaseDataModule):
+class SyntheticSegDataModule(SegDataModule):
     """Synthetic segmentation data; every constructor argument is a config key
-    (``configs/datamodule/synthetic_*.yaml``), see :class:`SyntheticSpec` for the generator.
+    (``configs/datamodule/synthetic_*.yaml``).
 
-    Attributes for the rest of lossbench: ``num_classes`` (incl. background), ``mode``
-    (``multiclass`` or ``binary``; binary needs ``num_classes=2``), ``in_channels`` (1 or 3),
-    ``ignore_index`` (``None``, or a label outside ``[0, num_classes)`` used for a 1-px ring around
-    each object), ``class_names``; ``class_pixel_counts()`` exact from the masks. The shared options
-    (``batch_size``, ``num_workers``, ``pin_memory``, ``persistent_workers``, ``seed``, ``cache``) are
-    :class:`~datamodules.base.BaseDataModule`'s.
+    The generator keys (``class_frequencies``, ``shape_families``, ``class_colors``, ``textures``,
+    ``radius_range``, ``objects_per_image``, ``curve_width``, ``contrast_range``, ``background_texture``,
+    ``noise_std``, ``blur_sigma``; defaults in :data:`SEG_GENERATOR`) and ``image_size`` (an int or
+    ``[height, width]``) become one :class:`SyntheticSpec`, checked there; an unknown key is an error.
+    The labels (``num_classes`` incl. background, ``mode``: ``multiclass``, or ``binary`` with
+    ``num_classes=2``; ``ignore_index``: ``None``, or a label outside ``[0, num_classes)`` used for a
+    1-px ring around each object; ``class_names``, default ``<family>_<k>``) become one
+    :class:`~datamodules.labels.LabelSpec`. ``in_channels``: 1 or 3. ``class_pixel_counts()`` is exact
+    from the masks. The loader options are :class:`~datamodules.base.BaseDataModule`'s (``batch_size``
+    default 16); ``cache`` keeps generated samples in memory when all splits fit in ``cache_max_gb``.
     """
 
     owner = OWNER
+    loader_defaults = {"batch_size": 16}
 
     def __init__(
         self,
@@ -247,74 +309,27 @@ class SyntheticSegDataModule(BaseDataModule):
         ignore_index: int | None = None,
         class_names: Sequence[str] | None = None,
         image_size: int | Sequence[int] = 64,
-        class_frequencies: Sequence[float] = (1.0, 1.0, 0.7, 0.02, 0.03),
-        shape_families: Sequence[str] = ("blob", "polygon", "curve", "blob", "polygon"),
-        class_colors: Sequence[Sequence[float]] = (
-            (0.9, 0.2, 0.2),
-            (0.2, 0.8, 0.3),
-            (0.2, 0.3, 0.9),
-            (0.9, 0.85, 0.2),
-            (0.8, 0.2, 0.8),
-        ),
-        textures: Sequence[str] = ("flat", "stripes", "flat", "checker", "flat"),
-        radius_range: Sequence[float] = (1.5, 8.0),
-        objects_per_image: Sequence[int] = (2, 8),
-        curve_width: float = 2.0,
-        contrast_range: Sequence[float] = (0.5, 0.9),
-        background_texture: float = 0.12,
-        noise_std: float = 0.05,
-        blur_sigma: float = 0.6,
         train_size: int = 800,
         val_size: int = 200,
         test_size: int = 200,
         seed: int = 1,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = False,
         cache: bool = True,
         cache_max_gb: float = 2.0,
+        **options: Any,
     ) -> None:
-        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
-                         persistent_workers=persistent_workers)
-        if mode not in DATA_MODES:
-            invalid(OWNER, "mode", mode, f"one of {list(DATA_MODES)}")
-        if mode == "binary" and num_classes != 2:
-            invalid(OWNER, "num_classes", num_classes, "2 when mode='binary' (background + object)")
+        loader = {key: options.pop(key) for key in LOADER_DEFAULTS if key in options}
+        options = generator_options(OWNER, options, SEG_GENERATOR)
+        self.spec = SyntheticSpec.from_options(OWNER, image_size=image_size, num_classes=num_classes, seed=seed,
+                                               **options)
+        if class_names is None:
+            class_names = ["background"] + [f"{family}_{k}" for k, family in enumerate(self.spec.shape_families, 1)]
+        super().__init__(LabelSpec(num_classes, mode, class_names, ignore_index, owner=OWNER), seed=seed, **loader)
         if in_channels not in (1, 3):
             invalid(OWNER, "in_channels", in_channels, "1 (grey) or 3 (RGB)")
-        if ignore_index is not None and 0 <= ignore_index < num_classes:
-            invalid(OWNER, "ignore_index", ignore_index, f"None or an int outside [0, num_classes={num_classes})")
+        self.in_channels = int(in_channels)
         self.sizes = {split: check_int(OWNER, f"{split}_size", size, 1)
                       for split, size in zip(SPLITS, (train_size, val_size, test_size))}
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2:
-            invalid(OWNER, "image_size", image_size, "an int or [height, width]")
-        self.spec = SyntheticSpec(
-            image_size=(int(size[0]), int(size[1])),
-            num_classes=int(num_classes),
-            class_frequencies=tuple(float(f) for f in class_frequencies),
-            shape_families=tuple(shape_families),
-            class_colors=tuple(tuple(float(c) for c in color) for color in class_colors),
-            textures=tuple(textures),
-            radius_range=(float(radius_range[0]), float(radius_range[-1])),
-            objects_per_image=(int(objects_per_image[0]), int(objects_per_image[-1])),
-            curve_width=float(curve_width),
-            contrast_range=(float(contrast_range[0]), float(contrast_range[-1])),
-            background_texture=float(background_texture),
-            noise_std=float(noise_std),
-            blur_sigma=float(blur_sigma),
-            seed=int(seed),
-        )
-        if class_names is None:
-            class_names = ["background"] + [f"{family}_{k}" for k, family in enumerate(shape_families, start=1)]
-        if len(class_names) != num_classes:
-            invalid(OWNER, "class_names", list(class_names), f"a list of num_classes={num_classes} names")
-        self.num_classes, self.mode, self.in_channels = int(num_classes), mode, int(in_channels)
-        self.ignore_index, self.class_names = ignore_index, list(class_names)
-        if cache_max_gb < 0:
-            invalid(OWNER, "cache_max_gb", cache_max_gb, "a size in GB >= 0")
-        self.cache = bool(cache) and self.cache_bytes() <= cache_max_gb * 2**30
+        self.cache = bool(cache) and self.cache_bytes() <= check_gb(OWNER, "cache_max_gb", cache_max_gb) * 2**30
         self.datasets = {split: self._dataset(split) for split in SPLITS}
         self._class_pixel_counts: torch.Tensor | None = None
 

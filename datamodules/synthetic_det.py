@@ -10,6 +10,7 @@ so every drawn pixel lies inside its box and every box edge touches one; objects
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,13 +18,21 @@ from torch.utils.data import Dataset
 
 from common.names import SPLITS
 from datamodules import shapes
-from datamodules.base import BaseDataModule, check_int, invalid
+from datamodules.base import LOADER_DEFAULTS, BaseDataModule, check_int, invalid
 from datamodules.det_collate import collate_detection
-from datamodules.synthetic import SyntheticObject, SyntheticSpec
+from datamodules.synthetic import SEG_GENERATOR, SyntheticObject, SyntheticSpec, generator_options
 
 OWNER = "synthetic_det"  # how argument errors name this data
 
 CLUTTER_COLOR = (0.55, 0.55, 0.55)
+PER_CLASS = ("class_frequencies", "shape_families", "class_colors", "textures")
+# The generator keys of the detection datamodule: the segmentation generator's but ``radius_range`` (set from
+# ``object_sizes``), with these defaults where they differ (configs/datamodule/synthetic_det.yaml).
+DET_GENERATOR: dict[str, Any] = {key: value for key, value in SEG_GENERATOR.items() if key != "radius_range"} | {
+    "class_frequencies": (1.0, 0.5, 0.25, 0.12, 0.06), "shape_families": ("blob", "polygon", "blob", "polygon", "curve"),
+    "textures": ("flat", "stripes", "checker", "flat", "flat"), "objects_per_image": (4, 12), "curve_width": 1.5,
+    "contrast_range": (0.6, 1.0), "background_texture": 0.15, "blur_sigma": 0.5,
+}
 
 
 def object_box(obj: SyntheticObject, height: int, width: int) -> tuple[float, float, float, float]:
@@ -79,7 +88,9 @@ class SyntheticDetDataModule(BaseDataModule):
     a box side is at most ``floor(diameter) + 1`` px. ``objects_per_image = [lo, hi]`` objects are attempted,
     of which a share ``clutter_share`` is unlabeled grey clutter (drawn like objects, no box); an
     object that does not fit without overlap is dropped. ``contrast_range``, ``background_texture``,
-    ``noise_std``, ``blur_sigma``: as for the segmentation data.
+    ``noise_std``, ``blur_sigma``: as for the segmentation data. These generator keys default to
+    :data:`DET_GENERATOR` and become one :class:`~datamodules.synthetic.SyntheticSpec` (checked there);
+    an unknown key is an error. The loader options are :class:`~datamodules.base.BaseDataModule`'s.
 
     Attributes: ``num_classes`` (foreground classes; labels are ``1..num_classes``),
     ``class_names``, ``image_size`` (square side; the detector's input size). Batches: ``(list of images, list of target dicts)``.
@@ -93,35 +104,15 @@ class SyntheticDetDataModule(BaseDataModule):
         num_classes: int = 5,
         class_names: Sequence[str] | None = None,
         image_size: int = 128,
-        class_frequencies: Sequence[float] = (1.0, 0.5, 0.25, 0.12, 0.06),
-        shape_families: Sequence[str] = ("blob", "polygon", "blob", "polygon", "curve"),
-        class_colors: Sequence[Sequence[float]] = (
-            (0.9, 0.2, 0.2),
-            (0.2, 0.8, 0.3),
-            (0.2, 0.3, 0.9),
-            (0.9, 0.85, 0.2),
-            (0.8, 0.2, 0.8),
-        ),
-        textures: Sequence[str] = ("flat", "stripes", "checker", "flat", "flat"),
         object_sizes: Sequence[float] = (4.0, 48.0),
-        objects_per_image: Sequence[int] = (4, 12),
         clutter_share: float = 0.2,
-        curve_width: float = 1.5,
-        contrast_range: Sequence[float] = (0.6, 1.0),
-        background_texture: float = 0.15,
-        noise_std: float = 0.05,
-        blur_sigma: float = 0.5,
         train_size: int = 512,
         val_size: int = 64,
         test_size: int = 128,
         seed: int = 1,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
-                         persistent_workers=persistent_workers)
+        super().__init__(seed=seed, **{key: options.pop(key) for key in LOADER_DEFAULTS if key in options})
         if not 0.0 <= clutter_share < 1.0:
             invalid(OWNER, "clutter_share", clutter_share, "a number in [0, 1)")
         if len(object_sizes) != 2 or not 1.0 <= object_sizes[0] <= object_sizes[1]:
@@ -130,41 +121,24 @@ class SyntheticDetDataModule(BaseDataModule):
             invalid(OWNER, "image_size", image_size, "an int >= 8 (square images)")
         self.sizes = {split: check_int(OWNER, f"{split}_size", size, 1)
                       for split, size in zip(SPLITS, (train_size, val_size, test_size))}
-        for name, value in (("class_frequencies", class_frequencies), ("shape_families", shape_families),
-                            ("class_colors", class_colors), ("textures", textures)):
+        options = generator_options(OWNER, options, DET_GENERATOR)
+        per_class = {name: list(options[name]) for name in PER_CLASS}
+        for name, value in per_class.items():
             if len(value) != num_classes:
-                invalid(OWNER, name, list(value), f"a list of num_classes={num_classes} entries (one per class)")
-        frequencies = [float(f) for f in class_frequencies]
-        families, colors, patterns = list(shape_families), [tuple(c) for c in class_colors], list(textures)
-        if clutter_share > 0:
-            # One more generator class for clutter, sized so that it is clutter_share of all objects.
-            frequencies.append(clutter_share / (1.0 - clutter_share) * sum(frequencies))
-            families.append("blob")
-            colors.append(CLUTTER_COLOR)
-            patterns.append("flat")
-        try:
-            self.spec = SyntheticSpec(
-                image_size=(image_size, image_size),
-                num_classes=len(frequencies) + 1,
-                class_frequencies=tuple(frequencies),
-                shape_families=tuple(families),
-                class_colors=tuple(tuple(float(c) for c in color) for color in colors),
-                textures=tuple(patterns),
-                radius_range=(0.5 * float(object_sizes[0]), 0.5 * float(object_sizes[1])),
-                objects_per_image=(int(objects_per_image[0]), int(objects_per_image[-1])),
-                curve_width=float(curve_width),
-                contrast_range=(float(contrast_range[0]), float(contrast_range[-1])),
-                background_texture=float(background_texture),
-                noise_std=float(noise_std),
-                blur_sigma=float(blur_sigma),
-                seed=int(seed),
-            )
-        except ValueError as error:
-            raise ValueError(f"synthetic_det: {error}") from None
+                invalid(OWNER, name, value, f"a list of num_classes={num_classes} entries (one per class)")
         if class_names is None:
-            class_names = [f"{family}_{k}" for k, family in enumerate(shape_families, start=1)]
+            class_names = [f"{family}_{k}" for k, family in enumerate(per_class["shape_families"], start=1)]
         if len(class_names) != num_classes:
             invalid(OWNER, "class_names", list(class_names), f"a list of num_classes={num_classes} names")
+        if clutter_share > 0:
+            # One more generator class for clutter, sized so that it is clutter_share of all objects.
+            frequencies = [float(f) for f in per_class["class_frequencies"]]
+            per_class["class_frequencies"].append(clutter_share / (1.0 - clutter_share) * sum(frequencies))
+            for name, value in (("shape_families", "blob"), ("class_colors", CLUTTER_COLOR), ("textures", "flat")):
+                per_class[name].append(value)
+        self.spec = SyntheticSpec.from_options(
+            OWNER, **{**options, **per_class}, image_size=image_size, num_classes=len(per_class["textures"]) + 1,
+            radius_range=(0.5 * float(object_sizes[0]), 0.5 * float(object_sizes[1])), seed=seed)
         self.num_classes, self.class_names = int(num_classes), list(class_names)
         self.image_size = int(image_size)
         self.datasets = {

@@ -148,3 +148,30 @@ class DiceFocalLoss(CompositeLoss):
     """
 
     default_terms = {"dice": {"weight": 1.0}, "focal": {"weight": 1.0, "gamma": 2.0}}
+
+
+@register("dice_cldice")
+class DiceClDiceLoss(CompositeLoss):
+    """``0.5 * dice + 0.5 * clDice``: the published soft-Dice + clDice compound (Shit et al., CVPR 2021,
+    ``(1 - α) L_Dice + α L_clDice`` with the authors' α = 0.5) as a composite, so that its Dice term is
+    exactly the ``dice`` loss (same ``smooth``, background included) and each term is reported.
+
+    The clDice term is :class:`~losses.cldice.SoftClDiceLoss` with ``alpha=1`` (its skeleton ratios only)
+    and the authors' ``smooth=1``: the soft skeleton of an undecided prediction is near empty, and a
+    ratio smoothed by 1e-5 would then have gradients of order 1e5. ``loss=cldice`` is the same
+    compound in one class with one ``smooth`` for both parts and the background left out.
+
+    Args:
+        terms, **shared: as :class:`CompositeLoss`; ``terms`` defaults to the pair above.
+
+    Raises:
+        ValueError: as :class:`CompositeLoss`.
+
+    Example::
+
+        loss = DiceClDiceLoss(mode="binary")
+        value = loss(logits, target); loss.last_terms  # {"dice": ..., "cldice": ...}
+    """
+
+    default_terms = {"dice": {"weight": 0.5},
+                     "cldice": {"weight": 0.5, "alpha": 1.0, "include_background": True}}

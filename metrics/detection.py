@@ -2,7 +2,9 @@
 
 ``map`` (AP averaged over IoU 0.50:0.05:0.95), ``map_50``, ``map_75``, ``map_small`` /
 ``map_medium`` / ``map_large`` (COCO area buckets: < 32², 32²–96², > 96² px² box area),
-``mar_100`` (recall at 100 detections per image) and ``ap/<k>`` per class. ``k`` is the 0-based
+``mar_100`` (recall at 100 detections per image), ``ap/<k>`` per class (IoU 0.50:0.95) and ``ap50/<k>``
+per class at IoU 0.5 (COCO's precision table read at the first threshold: all areas, 100 detections,
+the same 101-point interpolation as ``map_50``, of which it is the per-class term). ``k`` is the 0-based
 index into the datamodule's ``class_names``, i.e. label ``k + 1`` (labels start at 1, see
 docs/architecture.md), so reports name a class as ``class_names[k]`` for every task.
 
@@ -56,7 +58,8 @@ class DetectionMetrics(nn.Module):
             raise ValueError(f"detection metrics: num_classes must be >= 1 (foreground classes), got {num_classes!r}")
         self.num_classes = int(num_classes)
         self.backend = resolve_backend(backend)
-        self.map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, backend=self.backend)
+        self.map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, backend=self.backend,
+                                        extended_summary=True)
 
     def update(self, preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> list[dict[str, float]]:
         """Adds the batch to the split's totals; returns its per-image :func:`image_scores`."""
@@ -69,15 +72,30 @@ class DetectionMetrics(nn.Module):
     def compute(self) -> dict[str, Tensor]:
         result = self.map.compute()
         values = {key: _missing_as_nan(result[key]) for key in SUMMARY_KEYS}
-        per_class = torch.full((self.num_classes,), float("nan"))
         classes = result["classes"].reshape(-1).long()
-        known = (classes >= 1) & (classes <= self.num_classes)
-        per_class[classes[known] - 1] = result["map_per_class"].reshape(-1).float()[known]
-        values.update({f"ap/{k}": _missing_as_nan(per_class[k]) for k in range(self.num_classes)})
+        for name, scores in (("ap", result["map_per_class"].reshape(-1)), ("ap50", _ap50_per_class(result))):
+            per_class = torch.full((self.num_classes,), float("nan"))
+            known = (classes >= 1) & (classes <= self.num_classes) & (torch.arange(len(classes)) < len(scores))
+            per_class[classes[known] - 1] = scores.float()[known]
+            values.update({f"{name}/{k}": _missing_as_nan(per_class[k]) for k in range(self.num_classes)})
         return values
 
     def reset(self) -> None:
         self.map.reset()
+
+
+def _ap50_per_class(result: dict[str, Tensor]) -> Tensor:
+    """AP at IoU 0.5 per class of ``result["classes"]`` from the extended summary's precision table
+    ``(IoU thresholds, 101 recall points, classes, area ranges, max detections)``: COCO's mean over the
+    recall points of the first threshold (0.5), area ``all``, the last max-detections setting (100);
+    -1 (no ground truth) where every entry is -1, as COCO does."""
+    precision = result.get("precision")
+    if not isinstance(precision, Tensor) or precision.ndim != 5:
+        return torch.empty(0)
+    table = precision[0, :, :, 0, -1].double()  # (recall points, classes)
+    defined = table > -1
+    mean = torch.where(defined, table, torch.zeros_like(table)).sum(0) / defined.sum(0).clamp(min=1)
+    return torch.where(defined.any(0), mean, torch.full_like(mean, -1.0)).float()
 
 
 def _missing_as_nan(value: Tensor) -> Tensor:

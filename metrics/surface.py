@@ -26,7 +26,6 @@ import warnings
 
 import numpy as np
 import torch
-from monai.metrics import compute_hausdorff_distance, compute_surface_dice
 from torch import Tensor
 from torchmetrics import Metric
 
@@ -74,6 +73,9 @@ class SurfaceMetrics(Metric):
         one_empty = pred_any ^ target_any
         hd[one_empty] = np.broadcast_to(diagonal[:, None], hd.shape)[one_empty]
         nsd[one_empty] = 0.0
+        # MONAI costs ~1.5 s of start-up (half of that under load more): imported by 3-D runs only, here.
+        from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+
         for b in np.flatnonzero(both.any(1)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # MONAI warns about the empty classes we override anyway

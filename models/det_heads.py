@@ -19,7 +19,7 @@ RetinaNet's ignored band) and build from it:
 - FCOS centre-ness: binary cross-entropy as in torchvision, per foreground anchor.
 
 The backbone is a ResNet (random init by default: nothing is downloaded; ``backbone_weights`` names
-torchvision ImageNet weights, see :func:`backbone_state_dict`) with trainable BatchNorm and an FPN on
+torchvision ImageNet weights or a local file, see :func:`backbone_state_dict`) with trainable BatchNorm and an FPN on
 ``returned_layers`` (1 → stride 4, 2 → 8, 3 → 16, 4 → 32) plus one max-pooled level; with the
 default ``(1, 2, 3)`` and anchors of 4–48 px the finest level sees 4-px objects. Images keep their
 native resolution up to ``image_size`` (:mod:`models.det_transform`).
@@ -183,11 +183,23 @@ class BackboneWeightsUnavailable(RuntimeError):
     """Pretrained backbone weights are neither in torch's cache nor downloadable."""
 
 
+IMAGENET = "imagenet"  # alias: the backbone's default ImageNet weights in torchvision (``DEFAULT``)
+WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+def is_weights_file(weights: str) -> bool:
+    """A ``backbone_weights`` value naming a local file rather than torchvision weights."""
+    return weights.lower().endswith(WEIGHT_FILE_SUFFIXES) or "/" in weights or "\\" in weights
+
+
 def _weights_enum(backbone: str, weights: str) -> Any:
     options = get_model_weights(backbone)
+    if weights == IMAGENET:
+        return options.DEFAULT
     if weights not in options.__members__:
         raise ValueError(f"detector: backbone_weights={weights!r} is not a torchvision weight of {backbone}; "
-                         f"accepted: {list(options.__members__)} (or null: random init)")
+                         f"accepted: {IMAGENET!r}, {list(options.__members__)}, a local file "
+                         f"(*{', *'.join(WEIGHT_FILE_SUFFIXES)} or a path), or null (random init)")
     return options[weights]
 
 
@@ -197,27 +209,55 @@ def weights_cache_file(backbone: str, weights: str) -> Path:
 
 
 def backbone_state_dict(backbone: str, weights: str) -> dict[str, Tensor]:
-    """The ResNet ``state_dict`` of torchvision's ``weights`` (e.g. ``IMAGENET1K_V1``), from torch's
-    cache or downloaded into it; without network and cache a :class:`BackboneWeightsUnavailable`
-    names the weights, their url and the cache file to place."""
+    """The ResNet ``state_dict`` that ``weights`` names: ``imagenet`` (the backbone's default ImageNet
+    weights) or a torchvision weight name (e.g. ``IMAGENET1K_V1``), from torch's cache or downloaded into
+    it; or a local file (:func:`local_state_dict`). Without network and cache a
+    :class:`BackboneWeightsUnavailable` names the weights, their url, the cache file to place and how to
+    pass a local file instead."""
+    if is_weights_file(weights):
+        return local_state_dict(weights)
     enum, cached = _weights_enum(backbone, weights), weights_cache_file(backbone, weights)
     try:
         return enum.get_state_dict(progress=False)
     except OSError as error:  # URLError is an OSError: no network, no proxy, or no disk space
         raise BackboneWeightsUnavailable(
-            f"detector: backbone_weights={weights!r} ({backbone}) are not in torch's cache ({cached}) and could not "
-            f"be downloaded from {enum.url} ({type(error).__name__}: {error}). Download that file on a machine with "
-            f"network and copy it to {cached} (the cache follows $TORCH_HOME), or set "
+            f"detector: backbone_weights={weights!r} ({backbone}, {enum}) are not in torch's cache ({cached}) and "
+            f"could not be downloaded from {enum.url} ({type(error).__name__}: {error}). Download that file on a "
+            f"machine with network and either pass it directly (model.detector.backbone_weights=/path/to/"
+            f"{cached.name}) or copy it to {cached} (the cache follows $TORCH_HOME); or set "
             f"model.detector.backbone_weights=null for random init."
         ) from error
 
 
+def local_state_dict(path: str) -> dict[str, Tensor]:
+    """A ResNet ``state_dict`` from a local file: a plain ``state_dict`` (torchvision's files), or one
+    under a ``state_dict`` / ``model`` key (Lightning and many training scripts), ``module.`` prefixes of
+    DataParallel/DDP removed. Read with ``weights_only=True`` (tensors only, no code runs)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"detector: backbone_weights={path!r} looks like a file path, but {file} does not "
+                                f"exist; give an existing weights file, a torchvision weight name or null")
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"detector: backbone_weights file {file} could not be read as a torch state_dict "
+                         f"({type(error).__name__}: {error})") from error
+    for key in ("state_dict", "model"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+    if not isinstance(loaded, dict) or not all(isinstance(v, Tensor) for v in loaded.values()):
+        raise ValueError(f"detector: backbone_weights file {file} holds a {type(loaded).__name__}, not a state_dict "
+                         f"of tensors (a dict name -> tensor, optionally under 'state_dict' or 'model')")
+    return {key.removeprefix("module."): value for key, value in loaded.items()}
+
+
 def normalisation(backbone: str, weights: str | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The input ``(mean, std)`` that goes with ``weights`` (their training statistics), or centring
-    constants for random init."""
+    """The input ``(mean, std)`` that goes with ``weights`` (their training statistics; for a local file
+    torchvision's ImageNet statistics, the convention of ImageNet-trained ResNets), or centring constants
+    for random init."""
     if weights is None:
         return RANDOM_INIT_MEAN, RANDOM_INIT_STD
-    preset = _weights_enum(backbone, weights).transforms()
+    preset = _weights_enum(backbone, IMAGENET if is_weights_file(weights) else weights).transforms()
     return tuple(preset.mean), tuple(preset.std)
 
 
@@ -237,7 +277,16 @@ def small_object_backbone(
         raise ValueError(f"detector: fpn_channels must be a multiple of 32 (GroupNorm(32) in the heads), got {fpn_channels!r}")
     body = getattr(resnet, name)(weights=None, norm_layer=nn.BatchNorm2d)
     if weights is not None:
-        body.load_state_dict(backbone_state_dict(name, weights))
+        state, expected = backbone_state_dict(name, weights), body.state_dict()
+        missing = [key for key in expected if key not in state]
+        unexpected = [key for key in state if key not in expected]
+        unexpected += [key for key in expected if key in state and state[key].shape != expected[key].shape]
+        if missing or unexpected:
+            raise ValueError(
+                f"detector: backbone_weights={weights!r} do not fit a {name}: {len(missing)} missing keys "
+                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected or of another shape (e.g. {unexpected[:3]}); give weights of "
+                f"a torchvision {name} (its state_dict, as torchvision.models.{name}().state_dict() names it)")
+        body.load_state_dict(state)
     stage_channels = body.inplanes // 8  # channels of layer1 (64 for resnet18/34, 256 for resnet50)
     in_channels = [stage_channels * 2 ** (k - 1) for k in layers]
     return BackboneWithFPN(
@@ -269,6 +318,7 @@ def build_detector(
     backbone_weights: str | None = None,
     center_sampling_radius: float = 1.5,
     anchors_per_level: int = 2,
+    image_norm: str = "fixed",
 ) -> nn.Module:
     """A torchvision ``RetinaNet`` or ``FCOS`` with a :func:`small_object_backbone` and our heads.
 
@@ -281,6 +331,8 @@ def build_detector(
     smaller ones keep their native size (:class:`models.det_transform.NativeResolutionTransform`);
     detections are mapped back to the input pixels. ``image_mean``/``image_std`` normalise [0, 1]
     inputs; null follows ``backbone_weights`` (their statistics; random init: 0.5 / 0.25).
+    ``image_norm``: ``fixed`` (those constants) or ``per_image`` (each image standardised by its own
+    mean and standard deviation; :class:`models.det_transform.NativeResolutionTransform`).
     ``center_sampling_radius``: FCOS's, in units of each level's anchor size.
     ``anchors_per_level``: how many sizes per level ``anchor_sizes: auto`` fits (RetinaNet; explicit
     sizes may have any count per level).
@@ -321,18 +373,19 @@ def build_detector(
             body.out_channels, anchors.num_anchors_per_location()[0], logits, box_loss,
             focal_alpha, focal_gamma, norm_layer=partial(nn.GroupNorm, 32),
         )
-        return _native_resolution(RetinaNet(body, logits, anchor_generator=anchors, head=head, **common))
+        return _native_resolution(RetinaNet(body, logits, anchor_generator=anchors, head=head, **common), image_norm)
     if any(len(level) != 1 for level in sizes):
         raise ValueError(f"detector: FCOS takes one anchor size per level, got {anchor_sizes!r}")
     anchors = AnchorGenerator(sizes, ((1.0,),) * levels)
     head = BoxLossFCOSHead(body.out_channels, 1, logits, box_loss, focal_alpha, focal_gamma)
     return _native_resolution(FCOS(body, logits, anchor_generator=anchors, head=head,
-                                   center_sampling_radius=float(center_sampling_radius), **common))
+                                   center_sampling_radius=float(center_sampling_radius), **common), image_norm)
 
 
-def _native_resolution(detector: nn.Module) -> nn.Module:
+def _native_resolution(detector: nn.Module, image_norm: str = "fixed") -> nn.Module:
     transform = detector.transform
-    detector.transform = NativeResolutionTransform(transform.max_size, transform.image_mean, transform.image_std)
+    detector.transform = NativeResolutionTransform(transform.max_size, transform.image_mean, transform.image_std,
+                                                   image_norm)
     return detector
 
 

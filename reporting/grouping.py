@@ -160,6 +160,12 @@ def _settings(run: Run) -> _Settings:
     return _Settings(flat, table_sig, row_sig, all_flat)
 
 
+def comparable_settings(run: Run) -> dict[str, Any]:
+    """The run's settings that can change its numbers, normalized: config keys that are not cosmetic, not
+    per-run and not run paths, plus overrides the config does not show."""
+    return _settings(run).flat
+
+
 def group_runs(runs: list[Run]) -> Grouping:
     """Assign every run to a table and a row (see the module docstring)."""
     settings = {r.path: _settings(r) for r in runs}

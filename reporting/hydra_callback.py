@@ -36,5 +36,8 @@ class CompareOnMultirunEnd(Callback):
         lb = result.leaderboard.table
         for skipped in result.extras.skipped:
             log.warning("comparison skipped %s: %s", skipped.path, skipped.reason)
+        for difference in result.extras.fairness:
+            log.warning("rows differ besides the loss in %s · %s: %s", difference["datamodule"], difference["model"],
+                        difference["key"])
         log.info("compared %d runs (%d failed): %s", int(lb["n_runs"].sum() + lb["n_failed"].sum()),
                  int(lb["n_failed"].sum()), result.out_dir / "report.html")

@@ -20,13 +20,15 @@ TEST_NAMES = {"wilcoxon": ("Wilcoxon signed-rank", "rank-biserial r", "r"), "t":
 
 @dataclass
 class Extras:
-    """What the report adds to the leaderboard: the across-table analysis, budget τ, skipped dirs."""
+    """What the report adds to the leaderboard: the across-table analysis, budget τ, skipped dirs, the
+    settings that differ between rows besides the loss."""
 
     across: AcrossTables | None = None
     taus: list[dict] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     plans: list[dict] | None = None
     plan_options: dict = field(default_factory=dict)
+    fairness: list[dict] = field(default_factory=list)   # reporting.fairness.Difference.as_dict() per difference
 
 
 def fmt(x: object, digits: int = 3) -> str:

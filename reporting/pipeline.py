@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -12,6 +13,7 @@ import pandas as pd
 from metrics.names import higher_is_better
 from reporting.budget import budget_rows, curve
 from reporting.collect import Collection, Run, collect_runs
+from reporting.fairness import check_fairness
 from reporting.grouping import group_runs
 from reporting.html import write_report
 from reporting.latex import write_latex
@@ -49,10 +51,13 @@ def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline:
     collection: Collection = collect_runs(sources)
     runs = collection.runs
     grouping = group_runs(runs)
+    differences = check_fairness(grouping)
+    grouping.warnings.extend(d.warning for d in differences)
     lb = build_leaderboard(runs, baseline=baseline, test=test, metrics=metrics, rank_by=rank_by,
                            confidence=confidence, ci_method=ci_method, failed_as_worst=failed_as_worst,
                            grouping=grouping, resamples=resamples)
     plans = plan_leaderboard(lb, plan_delta, plan_power) if plan_delta is not None else None
+    lb.notes.extend(preset_notes(runs))
     out_dir = Path(out).expanduser().resolve() if out is not None else sources[0]
     if out_dir.is_file():
         raise ValueError(f"--out {str(out_dir)!r} is a file; expected a directory")
@@ -61,14 +66,14 @@ def compare(dirs: Iterable[str | Path], out: str | Path | None = None, baseline:
     across = across_tables(lb)
     budget, taus = _budget(lb)
     extras = Extras(across, taus, [*collection.skipped, *grouping.duplicates], plans,
-                    {"delta": plan_delta, "power": plan_power})
+                    {"delta": plan_delta, "power": plan_power}, [d.as_dict() for d in differences])
     files = list(write_leaderboard(lb, out_dir, extras))
     files.append(write_latex(lb, out_dir / "leaderboard.tex"))
     ranks_path = out_dir / "ranks.csv"
     across.ranks.to_csv(ranks_path, index=False, float_format="%.6g")
     budget_path = out_dir / "budget.csv"
     budget.to_csv(budget_path, index=False, float_format="%.6g")
-    files += [ranks_path, budget_path, _write_summary(out_dir / "summary.json", lb, extras, runs[0].task)]
+    files += [ranks_path, budget_path, _write_summary(out_dir / "summary.json", lb, extras, runs)]
     images: list[Path] = []
     if plots:
         from reporting import plots as P
@@ -101,10 +106,10 @@ def _budget(lb: Leaderboard) -> tuple[pd.DataFrame, list[dict]]:
     return pd.DataFrame(rows, columns=BUDGET_COLUMNS), taus
 
 
-def _write_summary(path: Path, lb: Leaderboard, extras: Extras, task: str) -> Path:
+def _write_summary(path: Path, lb: Leaderboard, extras: Extras, runs: list[Run]) -> Path:
     across = extras.across
     summary = {
-        "task": task,
+        "task": runs[0].task,
         "split": lb.split, "metrics": lb.metrics, "rank_by": lb.rank_by, "baseline": lb.baseline, "test": lb.test,
         "ci_method": lb.ci_method, "confidence": lb.confidence, "failed_as_worst": lb.failed_as_worst,
         "n_tables": len(lb.grouping.tables),
@@ -119,12 +124,39 @@ def _write_summary(path: Path, lb: Leaderboard, extras: Extras, task: str) -> Pa
         "plan": None if extras.plans is None else {**extras.plan_options, "alpha": round(lb.alpha, 12),
                                                    "tables": extras.plans},
         "budget": extras.taus,
+        "presets": presets(runs),
         "warnings": warnings(lb),
         "notes": lb.notes,
         "skipped_runs": [{"path": str(s.path), "reason": s.reason} for s in extras.skipped],
+        "fairness": extras.fairness,
     }
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def presets(runs: list[Run]) -> list[dict]:
+    """The benchmark presets the runs were made with (metrics.json ``preset``): name, version, runs;
+    ``name: null`` counts the runs made without a preset."""
+    counts = Counter()
+    for r in runs:
+        preset = r.record.get("preset")
+        key = (preset.get("name"), preset.get("version")) if isinstance(preset, dict) else (None, None)
+        counts[key] += 1
+    return [{"name": n, "version": v, "n_runs": k} for (n, v), k in sorted(counts.items(), key=lambda i: (i[0][0] is None, str(i[0])))]
+
+
+def preset_notes(runs: list[Run]) -> list[str]:
+    """The report's line naming the presets and their versions (none when no run had a preset)."""
+    found = presets(runs)
+    if all(p["name"] is None for p in found):
+        return []
+    parts = [f"`{p['name']}` version {p['version']}" if p["name"] is not None else "no preset"
+             for p in found]
+    counts = [f"{p['n_runs']} run{'s' if p['n_runs'] != 1 else ''}" for p in found]
+    if len(found) == 1:
+        return [f"Preset: {parts[0]} (all {counts[0]}; metrics.json `preset`)."]
+    return ["Presets: " + ", ".join(f"{p} ({c})" for p, c in zip(parts, counts))
+            + " (metrics.json `preset`): runs of different presets or versions are different benchmarks."]
 
 
 def _units(lb: Leaderboard) -> list[dict]:

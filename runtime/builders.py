@@ -8,7 +8,7 @@ datamodule, loss, model, loggers, callbacks, trainer. The datamodule is checked 
   (``class_weights: auto``) and into the record;
 - data → model: ``num_classes`` / ``in_channels`` left null in the datamodule config are filled from
   the datamodule, so the model config's ``${datamodule.…}`` interpolations see real values; the
-  datamodule's ``eval_window`` becomes the model's sliding-window inferer (2-D) or volume inferer (3-D);
+  datamodule's ``eval_window`` becomes the model's inferer (:class:`models.inferer.WindowInferer`, 2-D and 3-D);
 - data → detector: ``anchor_sizes: auto`` is fitted to the training boxes and ``trainer.min_steps``
   raises ``max_epochs`` for small data sets (:mod:`runtime.detection_wiring`).
 
@@ -32,8 +32,7 @@ from pytorch_lightning.loggers import Logger
 
 from datamodules.contract import LossbenchData, SplitSource, missing_members
 from losses import available, loss_task
-from models.sliding_window import SlidingWindowInferer
-from models.window_inferer import VolumeInferer
+from models.inferer import WindowInferer
 from runtime.compile import maybe_compile, use_channels_last
 from runtime.detection_wiring import wire_detection
 from runtime.history import History
@@ -151,14 +150,12 @@ def instantiate_model(cfg: DictConfig, speed_switches: bool = True, **extra: Any
     return model
 
 
-def build_eval_inferer(datamodule: LossbenchData) -> SlidingWindowInferer | VolumeInferer | None:
-    """The evaluation inferer the datamodule's ``eval_window`` asks for: a 2-D sliding window for a
-    two-value ``patch_size``, the 3-D volume inferer (whole pass or MONAI's Gaussian sliding window)
-    for a three-value one; None when the datamodule evaluates whole inputs in one forward pass."""
+def build_eval_inferer(datamodule: LossbenchData) -> WindowInferer | None:
+    """The evaluation inferer the datamodule's ``eval_window`` asks for (whole-input pass or sliding
+    window, 2-D or 3-D by the length of ``patch_size``); None when the datamodule evaluates whole
+    inputs in one forward pass."""
     window = datamodule.eval_window
-    if window is None:
-        return None
-    return VolumeInferer(**window) if len(window["patch_size"]) == 3 else SlidingWindowInferer(**window)
+    return None if window is None else WindowInferer(**window)
 
 
 def config_choice(cfg: DictConfig, group: str) -> str:

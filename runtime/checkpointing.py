@@ -7,7 +7,8 @@ again in the same run dir — ``resume=true`` in a sweep, or SLURM running a req
 hands that checkpoint to ``trainer.fit(ckpt_path=…)``. Lightning restores model, optimiser,
 scheduler, epoch/step and the callbacks' state (``ModelCheckpoint``, early stopping, the
 :class:`~runtime.history.History` curves); :class:`RngState` adds the global RNG states and the
-training loader's shuffling generator, so a resumed run continues with the same random draws and,
+training loader's sampling generators (its shuffling ``torch.Generator``, a patch sampler's numpy
+one), so a resumed run continues with the same random draws and,
 on CPU, ends with the same metrics as an uninterrupted one.
 
 Rules:
@@ -44,10 +45,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader
 
 from runtime.run_record import RunRecord, one_line_error, package_versions, read_record
 
@@ -141,10 +144,13 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class RngState(pl.Callback):
-    """Carries the global RNG states (torch, CUDA, numpy, Python) and the training loaders' shuffling
+    """Carries the global RNG states (torch, CUDA, numpy, Python) and the training loaders' sampling
     generators in the checkpoint and puts them back at the first training epoch after a resume — the
-    point where the uninterrupted run drew its next numbers. Exact with ``num_workers=0`` or
-    non-persistent workers (persistent workers keep RNG states of their own)."""
+    point where the uninterrupted run drew its next numbers. The sampling generators are the
+    ``torch.Generator`` that shuffles a loader and the numpy ``Generator`` of a sampler that draws its
+    own epochs (:class:`~datamodules.patch_sampler.PatchSampler`), also behind Lightning's DDP sampler
+    wrapper. Exact with ``num_workers=0`` or non-persistent workers (persistent workers keep RNG states
+    of their own)."""
 
     def __init__(self) -> None:
         self._trainer: pl.Trainer | None = None
@@ -153,7 +159,8 @@ class RngState(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
 
-    def _generators(self) -> list[torch.Generator]:
+    def _samplers(self) -> list[Any]:
+        """The training loaders and every sampler behind them, each object once."""
         loaders = self._trainer.train_dataloader if self._trainer is not None else None
         if loaders is None:
             return []
@@ -161,16 +168,31 @@ class RngState(pl.Callback):
             loaders = list(loaders.values())
         elif not isinstance(loaders, (list, tuple)):
             loaders = [loaders]
-        found: dict[int, torch.Generator] = {}
-        for loader in loaders:
-            for owner in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
-                generator = getattr(owner, "generator", None)
-                if isinstance(generator, torch.Generator):
-                    found.setdefault(id(generator), generator)
+        found: dict[int, Any] = {}
+        todo = list(loaders)
+        while todo:
+            owner = todo.pop(0)
+            if owner is None or id(owner) in found:
+                continue
+            found[id(owner)] = owner
+            todo += [getattr(owner, "sampler", None), getattr(owner, "batch_sampler", None)]
+            if isinstance(owner, DistributedSamplerWrapper):
+                todo.append(owner.dataset._sampler)  # the wrapped sampler (private attribute; the DDP test guards it)
+        return list(found.values())
+
+    def _generators(self) -> list[torch.Generator]:
+        found = {id(g): g for g in (getattr(s, "generator", None) for s in self._samplers())
+                 if isinstance(g, torch.Generator)}
+        return list(found.values())
+
+    def _numpy_generators(self) -> list[np.random.Generator]:
+        found = {id(g): g for s in self._samplers() if not isinstance(s, DataLoader)
+                 for g in getattr(s, "__dict__", {}).values() if isinstance(g, np.random.Generator)}
         return list(found.values())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": _rng_states(), "loader_generators": [g.get_state() for g in self._generators()]}
+        return {"rng": _rng_states(), "loader_generators": [g.get_state() for g in self._generators()],
+                "sampler_generators": [g.bit_generator.state for g in self._numpy_generators()]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict)
@@ -179,13 +201,22 @@ class RngState(pl.Callback):
         if self._pending is None:
             return
         _set_rng_states(self._pending["rng"])
-        generators = self._generators()
-        saved = self._pending["loader_generators"]
-        if len(generators) != len(saved):
-            raise RuntimeError(f"the checkpoint holds {len(saved)} training-loader generator state(s), the "
-                               f"training loaders now have {len(generators)}: the data setup changed")
-        for generator, state in zip(generators, saved):
-            generator.set_state(state)
+        for kind, generators, saved in (
+                ("torch", self._generators(), self._pending["loader_generators"]),
+                ("sampler", self._numpy_generators(), self._pending.get("sampler_generators"))):
+            if saved is None:  # a checkpoint from before samplers' generators were saved (2026-12-04)
+                if generators:
+                    log.warning("the checkpoint holds no sampler generator states: the resumed run draws "
+                                "other training patches than an uninterrupted one would")
+                continue
+            if len(generators) != len(saved):
+                raise RuntimeError(f"the checkpoint holds {len(saved)} {kind} generator state(s) of the training "
+                                   f"loaders, the training loaders now have {len(generators)}: the data setup changed")
+            for generator, state in zip(generators, saved):
+                if kind == "torch":
+                    generator.set_state(state)
+                else:
+                    generator.bit_generator.state = state
         self._pending = None
         # Lightning made this epoch's batch iterator when fitting started, before this first hook after
         # the resume; the uninterrupted run makes it after ``on_train_epoch_start`` (every epoch > 0).
@@ -333,8 +364,8 @@ class CorruptCheckpoint(Exception):
 
 
 def _load_checked(path: Path) -> dict[str, Any]:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # mmap: the tensors stay on disk (Lightning reads the file again to restore), only the keys are checked
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as error:  # truncated zip, bad pickle, EOF, ...: all mean the same here
         raise CorruptCheckpoint(f"cannot be read: {one_line_error(error)}") from error
     if not isinstance(checkpoint, dict):

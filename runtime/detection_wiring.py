@@ -7,9 +7,12 @@
   deterministic function of the training split, so every run on that split (every loss and seed of
   a sweep, with the split seed fixed) gets the same anchors; the fit and its matched share go into
   the run record (``metrics.json``: ``box_statistics``, ``anchor_fit``).
-- ``trainer.min_steps``: the training budget in optimiser steps for data sets of any size —
-  ``trainer.max_epochs`` is raised until the epochs hold at least that many steps (Lightning alone
-  would stop at ``max_epochs``). The scheduler follows (models/detection.py, ``T_max: null``).
+- the budget (``budget_epochs``): ``trainer.max_epochs`` is raised until the run holds at least
+  ``trainer.min_steps`` optimiser steps and each training box has been inside a training input about
+  ``detection_budget.box_visits`` times — so the steps scale with the number of boxes and how many of
+  them one input holds (a random crop of a large image holds a fraction), not only with the images:
+  ``epochs ≥ box_visits · boxes / (images · boxes_per_input)``. Lightning alone would stop at
+  ``max_epochs``. The scheduler follows (models/detection.py, ``T_max: null`` / ``total_steps: null``).
 """
 from __future__ import annotations
 
@@ -51,15 +54,37 @@ def wire_detection(cfg: DictConfig, datamodule: LossbenchData) -> dict[str, Any]
         record["anchor_fit"] = fit.record()
         log.info("box statistics of the training split: %s", record["box_statistics"])
         log.info("anchors fitted to the training boxes: %s", record["anchor_fit"])
-    min_steps = cfg.trainer.get("min_steps")
-    if min_steps and cfg.trainer.get("max_epochs", -1) not in (None, -1):
+    min_steps = int(cfg.trainer.get("min_steps") or 0)
+    box_visits = float((cfg.get("detection_budget") or {}).get("box_visits") or 0)
+    if (min_steps or box_visits) and cfg.trainer.get("max_epochs", -1) not in (None, -1):
         datamodule.setup("fit")
         per_epoch = math.ceil(len(datamodule.train_dataloader()) / int(cfg.trainer.get("accumulate_grad_batches") or 1))
-        epochs = max(int(cfg.trainer.max_epochs), math.ceil(int(min_steps) / max(per_epoch, 1)))
+        stats = datamodule.box_statistics() if box_visits and isinstance(datamodule, HasBoxStatistics) else None
+        if box_visits and stats is None:
+            raise ValueError(f"detection_budget.box_visits={box_visits} needs box statistics from the datamodule; "
+                             f"{type(datamodule).__name__} has no box_statistics(); set it to null and use "
+                             f"trainer.min_steps or trainer.max_epochs")
+        epochs, budget = budget_epochs(int(cfg.trainer.max_epochs), per_epoch, min_steps, box_visits, stats)
         if epochs != cfg.trainer.max_epochs:
-            log.info("trainer.min_steps=%d: max_epochs %d -> %d (%d optimiser steps per epoch)",
-                     min_steps, cfg.trainer.max_epochs, epochs, per_epoch)
+            log.info("detection budget (min_steps=%d, box_visits=%s): max_epochs %d -> %d (%d optimiser steps per epoch)",
+                     min_steps, box_visits or None, cfg.trainer.max_epochs, epochs, per_epoch)
             with open_dict(cfg):
                 cfg.trainer.max_epochs = epochs
-        record["budget"] = {"min_steps": int(min_steps), "steps_per_epoch": per_epoch, "max_epochs": epochs}
+        record["budget"] = budget
     return record
+
+
+def budget_epochs(max_epochs: int, steps_per_epoch: int, min_steps: int = 0, box_visits: float = 0.0,
+                  stats: BoxStatistics | None = None) -> tuple[int, dict[str, Any]]:
+    """The epochs a detection run trains: the largest of ``max_epochs``, the epochs holding ``min_steps``
+    optimiser steps, and the epochs in which each training box is inside a training input about
+    ``box_visits`` times (an epoch shows every image once, i.e. ``images · boxes_per_input`` boxes
+    of ``len(stats.boxes)``). Returns the epochs and the record for metrics.json (``budget``)."""
+    epochs = max(int(max_epochs), math.ceil(min_steps / max(steps_per_epoch, 1)) if min_steps else 0)
+    record: dict[str, Any] = {"min_steps": int(min_steps), "steps_per_epoch": int(steps_per_epoch)}
+    if box_visits and stats is not None and len(stats.boxes) and stats.images:
+        per_epoch = stats.images * stats.boxes_per_input / len(stats.boxes)
+        epochs = max(epochs, math.ceil(box_visits / max(per_epoch, 1e-9)))
+        record.update(box_visits=float(box_visits), box_visits_per_epoch=round(per_epoch, 4))
+    record.update(max_epochs=int(epochs), steps=int(epochs * steps_per_epoch))
+    return epochs, record

@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities import rank_zero_only
 
 from runtime.builders import config_choice
-from runtime.run_record import RunRecord, new_record, one_line_error, write_record
+from runtime.run_record import RunRecord, new_record, one_line_error, preset_record, write_record
 
 log = logging.getLogger("lossbench")
 CONFIG_NAME = "config.yaml"
@@ -30,7 +30,8 @@ CONFIG_NAME = "config.yaml"
 def recorded_run(cfg: DictConfig) -> Iterator[RunRecord]:
     """See the module docstring."""
     record = new_record(task=cfg.task, loss=config_choice(cfg, "loss"), datamodule=config_choice(cfg, "datamodule"),
-                        model=config_choice(cfg, "model"), seed=cfg.seed, optimized_metric=cfg.optimized_metric)
+                        model=config_choice(cfg, "model"), seed=cfg.seed, optimized_metric=cfg.optimized_metric,
+                        preset=preset_record(cfg.get("preset")))
     started = time.perf_counter()
     failed = True
     try:

@@ -32,6 +32,7 @@ class RunRecord(TypedDict):
     history: dict[str, list[float | None]]  # one value per epoch run, per logged metric (runtime/history.py)
     best_epoch: int | None                 # 0-based epoch of the evaluated checkpoint
     optimized_metric: str
+    preset: dict[str, Any] | None          # the experiment preset's {name, version}; null when none
     versions: dict[str, str]               # packages that decide the numbers, plus Python
     # Filled as the run gets there:
     best_checkpoint: NotRequired[str | None]          # the evaluated checkpoint (None: final weights)
@@ -42,14 +43,14 @@ class RunRecord(TypedDict):
     converged: NotRequired[bool]                      # the validation curve levelled off (:func:`converged`)
     box_statistics: NotRequired[dict[str, Any]]       # detection with anchor_sizes: auto: the training boxes' sizes
     anchor_fit: NotRequired[dict[str, Any]]           # detection with anchor_sizes: auto (runtime/detection_wiring.py)
-    budget: NotRequired[dict[str, int]]               # detection with trainer.min_steps: the epochs it asked for
+    budget: NotRequired[dict[str, Any]]               # detection: min_steps / box_visits and the epochs they asked for
     resumes: NotRequired[list[dict[str, Any]]]        # restarts from last.ckpt: from_epoch, from_step, at, reason (runtime/checkpointing.py)
     case_files: NotRequired[dict[str, str]]           # per-case tables of the evaluated checkpoint: {"test": "test_cases.csv", "val": "val_cases.csv"}
 
 
 # The fields every record has, in the order they are written (what a reader may rely on).
 REQUIRED_FIELDS = ("status", "error", "task", "loss", "datamodule", "model", "seed", "wall_time_s", "epochs",
-                   "metrics", "history", "best_epoch", "optimized_metric", "versions")
+                   "metrics", "history", "best_epoch", "optimized_metric", "preset", "versions")
 # Budget fields: per-epoch curves, the evaluated checkpoint's epoch, the early-stopping settings and
 # outcome, and whether the run's validation curve had levelled off (``converged`` below).
 HISTORY = "history"
@@ -59,11 +60,31 @@ CONVERGED = "converged"
 CONVERGED_TOL = 0.01
 
 
-def new_record(*, task: str, loss: str, datamodule: str, model: str, seed: int, optimized_metric: str) -> RunRecord:
-    """A run's record at its start: ``failed`` with no error yet, no metrics, the package versions."""
+def new_record(*, task: str, loss: str, datamodule: str, model: str, seed: int, optimized_metric: str,
+               preset: dict[str, Any] | None = None) -> RunRecord:
+    """A run's record at its start: ``failed`` with no error yet, no metrics, the package versions.
+    ``preset``: the versioned benchmark preset the run belongs to (``{"name": ..., "version": ...}``)."""
     return RunRecord(status="failed", error=None, task=task, loss=loss, datamodule=datamodule, model=model,
                      seed=seed, wall_time_s=None, epochs=0, metrics={}, history={}, best_epoch=None,
-                     optimized_metric=optimized_metric, versions=package_versions())
+                     optimized_metric=optimized_metric, preset=preset, versions=package_versions())
+
+
+def preset_record(preset: Any) -> dict[str, Any] | None:
+    """The record's ``preset`` from the config's ``preset`` node (a mapping, or None without a preset):
+    ``{"name": str, "version": int}``, extra keys dropped.
+
+    Raises:
+        ValueError: ``preset`` is not a mapping with a non-empty ``name`` and an integer ``version`` >= 1.
+    """
+    if preset is None:
+        return None
+    name = preset.get("name") if hasattr(preset, "get") else None
+    version = preset.get("version") if hasattr(preset, "get") else None
+    if not isinstance(name, str) or not name or isinstance(version, bool) or not isinstance(version, int) \
+            or version < 1:
+        raise ValueError(f"preset must be {{name: <non-empty string>, version: <int >= 1>}} (set by the "
+                         f"experiment config), got {preset!r}")
+    return {"name": name, "version": version}
 
 
 _VERSIONED_PACKAGES = (

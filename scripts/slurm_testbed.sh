@@ -3,6 +3,7 @@
 #
 #   scripts/slurm_testbed.sh install   # as root: apt-get install slurm-wlm munge (Debian/Ubuntu)
 #   scripts/slurm_testbed.sh start     # munged + slurmctld + slurmd; prints the SLURM_CONF to export
+#                                      # (already running from the same dir: reused, exit 0)
 #   scripts/slurm_testbed.sh status    # sinfo / squeue
 #   scripts/slurm_testbed.sh stop      # stops the daemons it started and removes its state dir
 #
@@ -23,7 +24,10 @@ die() { echo "slurm_testbed: $*" >&2; exit 1; }
 
 install() {
     [ "$(id -u)" = 0 ] || die "install needs root (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge
+    command -v apt-get >/dev/null || die "install needs apt-get (Debian/Ubuntu)"
+    # A fresh machine has no package lists yet: fetch them only then.
+    apt-cache policy slurm-wlm 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge
 }
 
 write_conf() {
@@ -97,9 +101,17 @@ start() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
         || die "slurmctld/slurmd/munged not installed: run '$0 install' as root"
     [ "$(id -u)" = 0 ] || die "start needs root (the daemons run as root)"
-    if [ -f "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null; then
-        die "already running (state in $DIR); '$0 stop' first"
+    if running slurmctld && running slurmd; then  # started before from this dir: reuse it
+        wait_idle
+        echo "slurm_testbed: already running (state in $DIR), reused" >&2
+        echo "export SLURM_CONF=$CONF"
+        return
     fi
+    if running slurmctld || running slurmd; then stop; fi  # half of an earlier start: clear it
+    local other
+    other=$( { pgrep -x slurmctld; pgrep -x slurmd; } | tr '\n' ' ' || true)
+    [ -z "$other" ] || die "SLURM daemons not started from $DIR are running (pids $other); their ports would collide. \
+Stop them, or point LOSSBENCH_SLURM_DIR at the dir they were started from"
     rm -rf "$DIR"
     write_conf
     start_munge
@@ -107,6 +119,10 @@ start() {
     slurmd -f "$CONF"
     wait_idle
     echo "export SLURM_CONF=$CONF"
+}
+
+running() {  # running NAME: the daemon NAME started from $DIR is alive
+    [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null
 }
 
 stop() {

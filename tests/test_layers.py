@@ -118,7 +118,7 @@ def test_every_package_has_a_layer() -> None:
 @pytest.mark.parametrize(
     ("importer", "imported", "ok"),
     [
-        ("datamodules.file_seg", "models.sliding_window.SlidingWindowInferer", False),
+        ("datamodules.file_seg", "models.inferer.WindowInferer", False),
         ("models.detection", "datamodules.coco", False),
         ("models.detection", "models.segmentation.NonFiniteLossError", True),
         ("reporting.collect", "runtime.run_record.RECORD_NAME", True),

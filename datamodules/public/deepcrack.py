@@ -21,13 +21,14 @@ Both carves are stratified by the image's crack-pixel-share tertile (``scripts/s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from common.names import SPLITS
-from datamodules.file_seg import FileSegDataModule, SampleFiles
+from datamodules.file_seg import SampleFiles
 from datamodules.image_io import IMAGE_SUFFIXES, files_by_stem
-from datamodules.public.download import Archive, Source, ensure_dataset
+from datamodules.public.download import Archive, Source
 from datamodules.public.layout import LayoutError
+from datamodules.public.seg_adapter import PublishedSegDataModule
 from datamodules.public.splits import SplitSpec, resolve_split
 from datamodules.seg_samples import DataProblems
 
@@ -58,7 +59,7 @@ def paired_samples(images: Mapping[str, Path], labels: Mapping[str, Path], image
     return {stem: SampleFiles(stem, images[stem], labels[stem]) for stem in sorted(set(images) & set(labels))}, problems
 
 
-class DeepCrackDataModule(FileSegDataModule):
+class DeepCrackDataModule(PublishedSegDataModule):
     """DeepCrack crack segmentation (binary: background, crack) from its published layout (module docstring).
 
     ``split``: ``official`` (publisher train/test, committed val carve) or ``dev`` (all three carved from
@@ -67,24 +68,19 @@ class DeepCrackDataModule(FileSegDataModule):
     :class:`~datamodules.file_seg.FileSegDataModule`'s."""
 
     dataset = "deepcrack"
+    download_source = SOURCE
+    classes = ("background", "crack")
+    stored_values = {0: 0, 1: 1, 255: 1}
 
-    def __init__(self, root: str | Path, split: str = "official", download: bool = False,
-                 archive_sha256: str | None = None, num_classes: int = 2, mode: str = "binary",
-                 class_names: Sequence[str] | None = ("background", "crack"),
-                 mask_values: Mapping[int, int] | None = None, **kwargs: Any) -> None:
+    def __init__(self, root: str | Path, split: str = "official", **kwargs: Any) -> None:
         if split not in SPLIT_FILES:
             raise ValueError(f"{type(self).__name__}: split={split!r}; accepted: {sorted(SPLIT_FILES)}")
-        self.root = Path(root).expanduser()
         self.split = split
-        if download:
-            ensure_dataset(SOURCE, self.root, present=lambda path: (data_root(path) / "train_img").is_dir(),
-                           sha256=archive_sha256)
-        super().__init__(num_classes=num_classes, mode=mode, class_names=class_names,
-                         mask_values=mask_values if mask_values is not None else {0: 0, 1: 1, 255: 1}, **kwargs)
+        super().__init__(root, **kwargs)
 
-    @property
-    def source(self) -> str:
-        return f"deepcrack at {self.root}"
+    @staticmethod
+    def present(path: Path) -> bool:
+        return (data_root(path) / "train_img").is_dir()
 
     def list_samples(self) -> dict[str, list[SampleFiles]]:
         root = data_root(self.root)

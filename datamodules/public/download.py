@@ -64,6 +64,15 @@ class Source:
     manual: str = ""  # set when a registration or licence click-through is needed
 
 
+def github_master(dataset: str, repository: str, subdir: str = "") -> Source:
+    """A dataset published in the GitHub repository ``owner/name``: its master-branch zip (GitHub publishes
+    no digest), whose ``<name>-master/`` folder, or ``subdir`` inside it, becomes ``root``."""
+    folder = f"{repository.split('/')[-1]}-master"
+    return Source(dataset, archives=(Archive(f"https://github.com/{repository}/archive/refs/heads/master.zip",
+                                             f"{folder}.zip", subdir=f"{folder}/{subdir}" if subdir else folder),),
+                  homepage=f"https://github.com/{repository}")
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
 
 from common.names import SPLITS
-from datamodules.file_seg import FileSegDataModule, SampleFiles
-from datamodules.public.download import Source, ensure_dataset
+from datamodules.file_seg import SampleFiles
+from datamodules.public.download import Source
 from datamodules.public.layout import require_paths
+from datamodules.public.seg_adapter import PublishedSegDataModule
 from datamodules.public.splits import SplitSpec, resolve_split
 from datamodules.seg_samples import DataProblems
 
@@ -65,26 +65,20 @@ def folder_files(folder: Path, kind: str) -> tuple[dict[str, Path], list[Path]]:
     return found, odd
 
 
-class DRIVEDataModule(FileSegDataModule):
+class DRIVEDataModule(PublishedSegDataModule):
     """DRIVE vessel segmentation (binary: background, vessel; outside the FOV ignored), module docstring.
 
     ``download``: DRIVE needs a registration, so ``true`` only says where to get it. Other arguments:
-    :class:`~datamodules.file_seg.FileSegDataModule`'s."""
+    :class:`~datamodules.public.seg_adapter.PublishedSegDataModule`'s."""
 
-    def __init__(self, root: str | Path, download: bool = False, archive_sha256: str | None = None,
-                 num_classes: int = 2, mode: str = "binary",
-                 class_names: Sequence[str] | None = ("background", "vessel"),
-                 mask_values: Mapping[int, int] | None = None, **kwargs: Any) -> None:
-        self.root = Path(root).expanduser()
-        if download:
-            ensure_dataset(SOURCE, self.root, present=lambda path: (path / "training" / "images").is_dir(),
-                           sha256=archive_sha256)
-        super().__init__(num_classes=num_classes, mode=mode, class_names=class_names,
-                         mask_values=mask_values if mask_values is not None else {0: 0, 255: 1}, **kwargs)
+    dataset = DATASET
+    download_source = SOURCE
+    classes = ("background", "vessel")
+    stored_values = {0: 0, 255: 1}
 
-    @property
-    def source(self) -> str:
-        return f"{DATASET} at {self.root}"
+    @staticmethod
+    def present(path: Path) -> bool:
+        return (path / "training" / "images").is_dir()
 
     def list_samples(self) -> dict[str, list[SampleFiles]]:
         require_paths(DATASET, self.root, LAYOUT, [f"{folder}/{kind}" for folder in FOLDERS for kind in _NAMES],

@@ -29,16 +29,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tifffile
 from PIL import Image
 
 from common.names import SPLITS
-from datamodules.file_seg import FileSegDataModule, SampleFiles
-from datamodules.public.download import Source, ensure_dataset
+from datamodules.file_seg import SampleFiles
+from datamodules.public.download import Source
 from datamodules.public.layout import require_paths
+from datamodules.public.seg_adapter import PublishedSegDataModule
 from datamodules.public.splits import SplitSpec, resolve_split
 from datamodules.seg_samples import DataProblems
 
@@ -124,28 +125,25 @@ def extract_pages(root: Path, cache_dir: Path) -> Path:
     return target
 
 
-class ISBI2012DataModule(FileSegDataModule):
+class ISBI2012DataModule(PublishedSegDataModule):
     """ISBI-2012 EM membranes (binary: background = cell interior, membrane) from the stacks (module docstring).
 
     ``cache_dir``: where the extracted pages are kept (``null``: ``~/.cache/lossbench/isbi2012``).
     ``download``: the dataset needs a registration, so ``true`` only says where to get it. Other arguments:
-    :class:`~datamodules.file_seg.FileSegDataModule`'s."""
+    :class:`~datamodules.public.seg_adapter.PublishedSegDataModule`'s."""
 
-    def __init__(self, root: str | Path, download: bool = False, archive_sha256: str | None = None,
-                 cache_dir: str | Path | None = None, num_classes: int = 2, mode: str = "binary",
-                 class_names: Sequence[str] | None = ("background", "membrane"),
-                 mask_values: Mapping[int, int] | None = None, **kwargs: Any) -> None:
-        self.root = Path(root).expanduser()
+    dataset = DATASET
+    download_source = SOURCE
+    classes = ("background", "membrane")
+    stored_values = {STORED["interior"]: 0, STORED["membrane"]: 1}
+
+    def __init__(self, root: str | Path, cache_dir: str | Path | None = None, **kwargs: Any) -> None:
         self.cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE).expanduser()
-        if download:
-            ensure_dataset(SOURCE, self.root, present=lambda path: all((path / name).is_file() for name in FILES),
-                           sha256=archive_sha256)
-        mapping = mask_values if mask_values is not None else {STORED["interior"]: 0, STORED["membrane"]: 1}
-        super().__init__(num_classes=num_classes, mode=mode, class_names=class_names, mask_values=mapping, **kwargs)
+        super().__init__(root, **kwargs)
 
-    @property
-    def source(self) -> str:
-        return f"{DATASET} at {self.root}"
+    @staticmethod
+    def present(path: Path) -> bool:
+        return all((path / name).is_file() for name in FILES)
 
     def list_samples(self) -> dict[str, list[SampleFiles]]:
         require_paths(DATASET, self.root, LAYOUT, list(FILES), hint=SOURCE.manual)

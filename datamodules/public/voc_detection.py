@@ -42,7 +42,7 @@ from typing import Any, Sequence
 from common.names import SPLITS
 from datamodules.coco import CocoDataModule
 from datamodules.image_io import IMAGE_SUFFIXES, ImageReadError, probe
-from datamodules.public.download import Archive, Source, ensure_dataset
+from datamodules.public.download import ensure_dataset, github_master
 from datamodules.public.layout import require_paths
 from datamodules.public.splits import SplitInfo, split_hash
 from datamodules.seg_samples import DataProblems
@@ -53,12 +53,7 @@ REQUIRED = ("Annotations", "JPEGImages", *(f"ImageSets/Main/{split}.txt" for spl
 
 # BCCD: the GitHub archive of Shenggan/BCCD_Dataset (MIT); the VOC folder is BCCD/ inside it. No checksum is
 # published: the first download prints its SHA-256 for datamodule.archive_sha256.
-BCCD_SOURCE = Source(
-    "bccd",
-    archives=(Archive("https://github.com/Shenggan/BCCD_Dataset/archive/refs/heads/master.zip",
-                      "BCCD_Dataset-master.zip", subdir="BCCD_Dataset-master/BCCD"),),
-    homepage="https://github.com/Shenggan/BCCD_Dataset",
-)
+BCCD_SOURCE = github_master("bccd", "Shenggan/BCCD_Dataset", subdir="BCCD")
 SOURCES = {"bccd": BCCD_SOURCE}
 
 

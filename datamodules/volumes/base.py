@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from common.names import DATA_MODES, SPLITS
-from datamodules.base import BaseDataModule, check_int
+from common.eval_window import window_options
+from common.names import SPLITS
+from datamodules.base import check_int
+from datamodules.labels import LabelSpec, SegDataModule
 from datamodules.volumes.augment3d import Augment3D
 from datamodules.volumes.patches import VolumeForegroundIndex, VolumePatchSampler, crop3d
 
 
-BLEND_MODES = ("gaussian", "constant")
 log = logging.getLogger(__name__)
 
 
@@ -161,7 +162,7 @@ def pad_collate_3d(label_fill: int | None) -> Callable[[list[dict[str, Any]]], d
     return collate
 
 
-class VolumeDataModule(BaseDataModule):
+class VolumeDataModule(SegDataModule):
     """3-D segmentation data: patch training, whole-volume evaluation; see the module docstring.
 
     Args:
@@ -178,14 +179,17 @@ class VolumeDataModule(BaseDataModule):
         foreground_share: share of windows centred on a foreground voxel (nnU-Net uses 0.33).
         max_foreground_locations: per volume and class, voxel positions kept for foreground centres.
         eval_batch_size: whole volumes per evaluation batch.
-        sliding_window: ``overlap`` (share of the window), ``mode`` (``gaussian`` or ``constant``),
-            ``sigma_scale`` (Gaussian sigma as a share of the window), ``sw_batch_size`` (windows per
-            forward pass), ``whole_volume_max_voxels`` (volumes up to this many voxels skip the windows
-            and go through the net whole).
+        sliding_window: the evaluation-window options of :mod:`common.eval_window`, the same keys as
+            the 2-D datamodules (``overlap``, ``blend``, ``sigma_scale``, ``batch_size``,
+            ``whole_input_max_pixels``: volumes up to this many voxels skip the windows and go through
+            the net whole, ``pad_multiple``: default ``patch_multiple``, optional ``patch_size``).
         augment: :class:`Augment3D` keys, or ``None`` for no augmentation.
-        num_workers: DataLoader workers (0: the volumes are in memory and cropping is cheap).
         seed: seeds the patch sampler and everything random in the data.
+        batch_size, num_workers, pin_memory, persistent_workers: the loader options
+            (:class:`~datamodules.base.BaseDataModule`; defaults 2, 0, null, true).
     """
+
+    loader_defaults = {"batch_size": 2, "persistent_workers": True}
 
     def __init__(
         self,
@@ -200,24 +204,14 @@ class VolumeDataModule(BaseDataModule):
         patches_per_epoch: int = 64,
         foreground_share: float = 0.33,
         max_foreground_locations: int = 10_000,
-        batch_size: int = 2,
         eval_batch_size: int = 1,
         sliding_window: Mapping[str, Any] | None = None,
         augment: Mapping[str, Any] | None = None,
-        num_workers: int = 0,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
         seed: int = 0,
+        **loader: Any,
     ) -> None:
-        super().__init__(seed=seed, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
-                         persistent_workers=persistent_workers)
+        super().__init__(LabelSpec(num_classes, mode, class_names, ignore_index, owner=self.owner), seed=seed, **loader)
         name = self.owner
-        if mode not in DATA_MODES:
-            raise ValueError(f"{name}: mode must be one of {DATA_MODES}, got {mode!r}")
-        if num_classes < 2 or (mode == "binary" and num_classes != 2):
-            raise ValueError(f"{name}: num_classes must be >= 2 (binary: exactly 2), got {num_classes} in mode {mode!r}")
-        if ignore_index is not None and 0 <= ignore_index < num_classes:
-            raise ValueError(f"{name}: ignore_index must lie outside [0, {num_classes}) or be null, got {ignore_index}")
         if isinstance(patch_size, str):
             if patch_size != "auto":
                 raise ValueError(f"{name}: patch_size must be three positive ints [X, Y, Z] or 'auto', got {patch_size!r}")
@@ -233,14 +227,7 @@ class VolumeDataModule(BaseDataModule):
             check_int(name, arg, value, low)
         if not 0.0 <= foreground_share <= 1.0:
             raise ValueError(f"{name}: foreground_share must be in [0, 1], got {foreground_share!r}")
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"{name}: class_names needs {num_classes} names, got {list(class_names)}")
-        self.num_classes = num_classes
-        self.mode = mode
         self.in_channels = in_channels
-        self.ignore_index = ignore_index
-        self.class_names = list(class_names) if class_names is not None else \
-            ["background"] + [f"class_{k}" for k in range(1, num_classes)]
         self.patch_size = patch
         self.patch_max_voxels = patch_max_voxels
         self.patch_multiple = patch_multiple
@@ -248,7 +235,8 @@ class VolumeDataModule(BaseDataModule):
         self.foreground_share = float(foreground_share)
         self.max_foreground_locations = max_foreground_locations
         self.eval_batch_size = eval_batch_size
-        self._window = self._check_window(dict(sliding_window or {}), name)
+        self._window = window_options(f"{name}: sliding_window", {"pad_multiple": patch_multiple,
+                                                                     **dict(sliding_window or {})}, 3)
         self.augment = Augment3D.from_config(augment)
         self._stores: dict[str, VolumeStore] | None = None
 
@@ -266,22 +254,6 @@ class VolumeDataModule(BaseDataModule):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- public API
-    @staticmethod
-    def _check_window(window: dict[str, Any], name: str) -> dict[str, Any]:
-        accepted = {"overlap", "mode", "sigma_scale", "sw_batch_size", "whole_volume_max_voxels"}
-        unknown = set(window) - accepted
-        if unknown:
-            raise ValueError(f"{name}: sliding_window has unknown key(s) {sorted(unknown)}; accepted: {sorted(accepted)}")
-        out = {"overlap": float(window.get("overlap", 0.25)),
-               "mode": window.get("mode", "gaussian"), "sigma_scale": float(window.get("sigma_scale", 0.125)),
-               "sw_batch_size": int(window.get("sw_batch_size", 2)),
-               "whole_volume_max_voxels": int(window.get("whole_volume_max_voxels", 0))}
-        if not 0.0 <= out["overlap"] < 1.0:
-            raise ValueError(f"{name}: sliding_window.overlap must be in [0, 1), got {out['overlap']}")
-        if out["mode"] not in BLEND_MODES:
-            raise ValueError(f"{name}: sliding_window.mode must be one of {BLEND_MODES}, got {out['mode']!r}")
-        return out
-
     def setup(self, stage: str | None = None) -> None:
         self.volumes()
 

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from common.names import SPLITS
+from datamodules.base import check_gb
 from datamodules.volumes.base import Volume, VolumeDataModule, VolumeStore
 from datamodules.volumes.nifti_io import VolumeReadError, nifti_stem, read_image, read_labels
 from datamodules.volumes.preprocess import NORMALIZATIONS, normalize_intensity, resample, resampled_shape
@@ -245,7 +246,7 @@ class VolumeFolderDataModule(VolumeDataModule):
         self.ct_window = list(ct_window) if ct_window is not None else None
         self.target_spacing = tuple(float(s) for s in target_spacing) if target_spacing is not None else None
         self.affine_tolerance = float(affine_tolerance)
-        self.cache_max_gb = float(cache_max_gb)
+        self.cache_max_gb = check_gb(self.owner, "cache_max_gb", cache_max_gb)
         self.splits = self.split_cases([c.name for c in self.cases], fractions, split_seed)
         if self.in_channels is None:
             self.in_channels = self._channels_from_headers()

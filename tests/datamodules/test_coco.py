@@ -109,8 +109,11 @@ def test_boxes_outside_the_image_are_clipped_with_a_counted_warning(tmp_path: Pa
     annotations.append(_ann(99, 1, [70, 5, 5, 5]))  # entirely outside: dropped
     with pytest.warns(UserWarning, match="clipped") as caught:
         dm = _dm(_write(tmp_path, annotations))
-    counts = [int(n) for n in re.findall(r"(?:train|val|test): (\d+)", str(caught[0].message))]
-    assert len(counts) == 3 and sum(counts) == 11  # 10 clipped + 1 dropped
+    message = str(caught[0].message)
+    per_file = re.findall(r"(\S+) \((train|val|test)\): (\d+) clipped, (\d+) dropped", message)
+    assert message.startswith("coco: 10 image(s)") and len(per_file) == 10  # images 1..10, one box each
+    assert sum(int(c) for *_, c, _ in per_file) == 10 and sum(int(d) for *_, d in per_file) == 1
+    assert [name for name, _, _, d in per_file if d == "1"] == ["im1.png"]  # the box wholly outside image 1
     split, index = _find(dm, 1)
     _, target = dm.datasets[split][index]
     torch.testing.assert_close(target["boxes"], torch.tensor([[50.0, 30.0, 60.0, 40.0]]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.sliding_window import SlidingWindowInferer
+from models.inferer import WindowInferer
 from runtime.builders import build_eval_inferer
 from tests.datamodules.folder_fixtures import make_folder
 from train import train
@@ -36,7 +36,7 @@ def test_folder_datamodule_asks_for_a_sliding_window_inferer(tmp_path, run_confi
     datamodule = hydra.utils.instantiate(cfg.datamodule, _convert_="all")
     assert datamodule.eval_window["patch_size"] == (128, 128) and datamodule.eval_window["overlap"] == 0.5
     inferer = build_eval_inferer(datamodule)
-    assert isinstance(inferer, SlidingWindowInferer)
+    assert isinstance(inferer, WindowInferer)
     assert inferer.patch_size == (128, 128) and inferer.overlap == 0.5 and inferer.blend == "gaussian"
     assert (datamodule.num_classes, datamodule.mode, datamodule.in_channels, datamodule.ignore_index) == \
         (2, "multiclass", 3, 255)

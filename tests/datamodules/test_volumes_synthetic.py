@@ -108,7 +108,7 @@ def test_loaders_give_patches_and_whole_volumes_with_spacing():
     batch = next(iter(dm.test_dataloader()))
     assert batch["image"].shape == (2, 1, 24, 24, 16) and batch["mask"].dtype == torch.int64
     assert batch["spacing"].tolist() == [[0.8, 0.8, 2.0]] * 2
-    assert dm.eval_window["patch_size"] == [16, 16, 8] and dm.eval_window["mode"] == "gaussian"
+    assert dm.eval_window["patch_size"] == [16, 16, 8] and dm.eval_window["blend"] == "gaussian"
 
 
 def test_pad_collate_pads_labels_with_ignore_and_refuses_without_one():

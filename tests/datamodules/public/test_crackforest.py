@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,11 @@ from PIL import Image
 
 from datamodules.public import crackforest
 from datamodules.public.crackforest import CrackForestDataModule, read_segmentation
-from datamodules.public.download import Archive, DownloadError, Source
+from datamodules.public.download import DownloadError
 from datamodules.public.layout import LayoutError
 from datamodules.public.splits import SplitSpec
 from datamodules.seg_samples import DataProblems
-from tests.datamodules.public.serve import serving
-from train import train
+from tests.datamodules.public.serve import served_source, served_zip, serving
 
 SPEC = SplitSpec.load("crackforest")
 SIZE = (32, 48)  # H, W (the published images are 320x480)
@@ -130,38 +128,25 @@ def test_unknown_segmentation_values_are_named_by_the_setup_pass(tmp_path):
         data.setup("fit")
 
 
-def test_tiny_training_run_records_the_split(tmp_path, run_config):
+def test_tiny_training_run_records_the_split(tmp_path, tiny_run):
     root = tmp_path / "cfd"
     make_crackforest(root, some_ids())
-    cfg = run_config("debug=fast", "datamodule=crackforest", f"datamodule.root={root}",
-                     f"datamodule.cache_dir={tmp_path / 'cache'}", "datamodule.patch_size=[32,32]",
-                     "datamodule.patches_per_epoch=8", "datamodule.sliding_window.patch_size=[32,48]",
-                     "trainer.max_epochs=1")
-    train(cfg)
-    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    record = tiny_run("crackforest", root, f"datamodule.cache_dir={tmp_path / 'cache'}")
     assert record["status"] == "completed" and record["split"]["name"] == "crackforest@v1"
     assert record["split"]["counts"] == {"train": 2, "val": 2, "test": 2}
 
 
-def _zipped_repository(tmp_path: Path) -> tuple[Path, str]:
-    """The GitHub archive: everything inside CrackForest-dataset-master/; returns (zip, its sha256)."""
-    tree = tmp_path / "tree"
+def _repository(tree: Path) -> None:
+    """The GitHub archive's content: everything inside CrackForest-dataset-master/."""
     make_crackforest(tree / "CrackForest-dataset-master", some_ids())
     (tree / "CrackForest-dataset-master" / "README.md").write_text("CrackForest Dataset")
-    served = tmp_path / "served"
-    served.mkdir()
-    archive = served / "master.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in sorted(tree.rglob("*")):
-            handle.write(path, path.relative_to(tree))
-    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
 def test_download_fetches_the_archive_and_refuses_a_wrong_checksum(tmp_path, monkeypatch):
-    archive, digest = _zipped_repository(tmp_path)
+    archive, digest = served_zip(tmp_path, "master.zip", _repository)
     with serving(archive.parent) as url:
-        source = Source("crackforest", (Archive(f"{url}/master.zip", "master.zip", subdir="CrackForest-dataset-master"),))
-        monkeypatch.setattr(crackforest, "SOURCE", source)
+        source = served_source("crackforest", url, archive, subdir="CrackForest-dataset-master")
+        monkeypatch.setattr(CrackForestDataModule, "download_source", source)
         with pytest.raises(DownloadError, match=f"is {digest}, expected {'f' * 64}"):
             CrackForestDataModule(tmp_path / "bad", download=True, archive_sha256="f" * 64, cache_dir=tmp_path / "cache")
         assert not (tmp_path / "bad").exists()

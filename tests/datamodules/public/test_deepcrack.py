@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +14,12 @@ from PIL import Image
 
 from datamodules.public import deepcrack
 from datamodules.public.deepcrack import DeepCrackDataModule
-from datamodules.public.download import Archive, DownloadError, Source
+from datamodules.public.download import DownloadError
 from datamodules.public.layout import LayoutError
 from datamodules.public.splits import SplitSpec
 from datamodules.seg_samples import DataProblems
-from tests.datamodules.public.serve import serving
+from tests.datamodules.public.serve import served_source, served_zip, serving
 from tests.real_data import DEEPCRACK, real_data
-from train import train
 
 OFFICIAL = SplitSpec.load("deepcrack")
 DEV = SplitSpec.load("deepcrack_dev")
@@ -147,14 +144,10 @@ def test_bad_labels_are_all_named_before_training(tmp_path):
     assert f"{ids[4]}.png: mask size 20x20" in named and f"{ids[7]}.png" in named
 
 
-def test_tiny_training_run_records_the_dev_split(tmp_path, run_config):
+def test_tiny_training_run_records_the_dev_split(tmp_path, tiny_run):
     root = tmp_path / "data"
     make_deepcrack(root, some_ids(DEV, 2))
-    cfg = run_config("debug=fast", "datamodule=deepcrack", f"datamodule.root={root}", "datamodule.split=dev",
-                     "datamodule.patch_size=[32,32]", "datamodule.patches_per_epoch=8",
-                     "datamodule.sliding_window.patch_size=[48,64]", "trainer.max_epochs=1")
-    train(cfg)
-    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    record = tiny_run("deepcrack", root, "datamodule.split=dev", eval_patch=(48, 64))
     assert record["status"] == "completed" and record["datamodule"] == "deepcrack"
     assert record["split"]["name"] == "deepcrack_dev@v1" and record["split"]["counts"] == {"train": 2, "val": 2, "test": 2}
     assert 0.0 <= record["metrics"]["test/dice_fg"] <= 1.0
@@ -162,22 +155,14 @@ def test_tiny_training_run_records_the_dev_split(tmp_path, run_config):
 
 def _zipped_layout(tmp_path: Path) -> tuple[Path, str]:
     """The published zip: the four folders inside a DeepCrack/ folder; returns (zip, its sha256)."""
-    tree = tmp_path / "tree"
-    make_deepcrack(tree / "DeepCrack", some_ids(OFFICIAL), ["t1", "t2"])
-    served = tmp_path / "served"
-    served.mkdir()
-    archive = served / "DeepCrack.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in sorted(tree.rglob("*")):
-            handle.write(path, path.relative_to(tree))
-    shutil.rmtree(tree)
-    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+    return served_zip(tmp_path, "DeepCrack.zip",
+                      lambda tree: make_deepcrack(tree / "DeepCrack", some_ids(OFFICIAL), ["t1", "t2"]))
 
 
 def test_download_fetches_verifies_and_reads_the_zip(tmp_path, monkeypatch):
     archive, digest = _zipped_layout(tmp_path)
     with serving(archive.parent) as url:
-        monkeypatch.setattr(deepcrack, "SOURCE", Source("deepcrack", (Archive(f"{url}/DeepCrack.zip", "DeepCrack.zip"),)))
+        monkeypatch.setattr(DeepCrackDataModule, "download_source", served_source("deepcrack", url, archive))
         data = DeepCrackDataModule(tmp_path / "root", download=True, archive_sha256=digest, num_workers=0)
     assert (tmp_path / "root" / "DeepCrack" / "train_img").is_dir()
     assert data.split_info.counts == {"train": 3, "val": 3, "test": 2}
@@ -187,7 +172,7 @@ def test_download_with_a_wrong_checksum_is_refused_and_leaves_no_root(tmp_path, 
     archive, digest = _zipped_layout(tmp_path)
     wrong = "0" * 64
     with serving(archive.parent) as url:
-        monkeypatch.setattr(deepcrack, "SOURCE", Source("deepcrack", (Archive(f"{url}/DeepCrack.zip", "DeepCrack.zip"),)))
+        monkeypatch.setattr(DeepCrackDataModule, "download_source", served_source("deepcrack", url, archive))
         with pytest.raises(DownloadError, match=f"sha256 of DeepCrack.zip is {digest}, expected {wrong}"):
             DeepCrackDataModule(tmp_path / "root", download=True, archive_sha256=wrong, num_workers=0)
     assert not (tmp_path / "root").exists()

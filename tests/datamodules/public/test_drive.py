@@ -4,7 +4,6 @@ of view is ignored, the committed split (publisher train/test + val carve), erro
 message and a tiny train.py run."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from datamodules.public.drive import DRIVEDataModule
 from datamodules.public.layout import LayoutError
 from datamodules.public.splits import SplitSpec
 from datamodules.seg_samples import DataProblems
-from train import train
 
 H, W = 36, 40
 SPLIT = SplitSpec.load("drive")
@@ -109,14 +107,9 @@ def test_download_needs_a_registration_and_says_where(tmp_path):
         DRIVEDataModule(tmp_path / "absent", download=True)
 
 
-def test_tiny_train_run(run_config, tmp_path):
-    root = write_drive(tmp_path / "DRIVE")
-    cfg = run_config("debug=fast", "datamodule=drive", f"datamodule.root={root}", "datamodule.patch_size=[32,32]",
-                     "datamodule.sliding_window.patch_size=[48,48]", "datamodule.patches_per_epoch=8",
-                     "trainer.max_epochs=1")
-    record = train(cfg)
-    on_disk = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    assert record["status"] == "completed" and on_disk["split"]["counts"] == {"train": 2, "val": 1, "test": 2}
+def test_tiny_train_run(tiny_run, tmp_path):
+    record = tiny_run("drive", write_drive(tmp_path / "DRIVE"), eval_patch=(48, 48))
+    assert record["status"] == "completed" and record["split"]["counts"] == {"train": 2, "val": 1, "test": 2}
     assert 0.0 <= record["metrics"]["test/dice_fg"] <= 1.0
 
 

@@ -4,7 +4,6 @@ content-keyed cache, membrane is class 1, the committed block split, errors, the
 and a tiny train.py run."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from datamodules.public.download import DownloadError
 from datamodules.public.isbi2012 import ISBI2012DataModule
 from datamodules.public.layout import LayoutError
 from datamodules.seg_samples import DataProblems
-from train import train
 
 SIDE = 32
 
@@ -107,15 +105,10 @@ def test_download_needs_a_registration_and_says_where(tmp_path):
         ISBI2012DataModule(tmp_path / "absent", download=True)
 
 
-def test_tiny_train_run(run_config, tmp_path):
-    root = write_stacks(tmp_path / "isbi")
-    cfg = run_config("debug=fast", "datamodule=isbi2012", f"datamodule.root={root}",
-                     f"datamodule.cache_dir={tmp_path / 'cache'}", "datamodule.patch_size=[32,32]",
-                     "datamodule.sliding_window.patch_size=[32,32]", "datamodule.patches_per_epoch=8",
-                     "trainer.max_epochs=1")
-    record = train(cfg)
-    on_disk = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    assert record["status"] == "completed" and on_disk["split"]["counts"] == {"train": 20, "val": 5, "test": 5}
+def test_tiny_train_run(tiny_run, tmp_path):
+    record = tiny_run("isbi2012", write_stacks(tmp_path / "isbi"), f"datamodule.cache_dir={tmp_path / 'cache'}",
+                      eval_patch=(32, 32))
+    assert record["status"] == "completed" and record["split"]["counts"] == {"train": 20, "val": 5, "test": 5}
     assert 0.0 <= record["metrics"]["test/dice_fg"] <= 1.0
 
 

@@ -3,10 +3,7 @@ objects, classes from the config or the XML, boxes outside the image, bad files,
 tiny training run, the download path, and (slow) the BCCD development copy."""
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +11,11 @@ import pytest
 from PIL import Image
 
 from datamodules.public import voc_detection as voc
-from datamodules.public.download import Archive, DownloadError, Source
+from datamodules.public.download import DownloadError, Source
 from datamodules.public.layout import LayoutError
 from datamodules.public.voc_detection import VOCDetectionDataModule, clip_box
 from datamodules.seg_samples import DataProblems
-from tests.datamodules.public.serve import serving
+from tests.datamodules.public.serve import served_source, served_zip, serving
 from tests.real_data import BCCD, real_data
 from train import train
 
@@ -136,23 +133,18 @@ def test_tiny_bccd_training_run_records_the_publisher_split(tmp_path, run_config
     assert 0.0 <= record["metrics"]["test/map"] <= 1.0 and "test/ap/2" in record["metrics"]
 
 
-def _served_zip(tmp_path: Path) -> tuple[Path, str]:
-    """The GitHub archive layout: BCCD_Dataset-master/BCCD/<VOC folders>; returns (zip, its sha256)."""
-    tree = tmp_path / "tree"
-    write_voc(tmp_path / "tree" / "BCCD_Dataset-master" / "BCCD", SPLITS)
+def _github_archive(tree: Path) -> None:
+    """The GitHub archive's content: BCCD_Dataset-master/BCCD/<VOC folders>."""
+    write_voc(tree / "BCCD_Dataset-master" / "BCCD", SPLITS)
     (tree / "BCCD_Dataset-master" / "README.md").write_text("readme")
-    served = tmp_path / "served"
-    served.mkdir()
-    archive = served / "master.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in sorted(tree.rglob("*")):
-            handle.write(path, path.relative_to(tree))
-    shutil.rmtree(tree)
-    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def _served_zip(tmp_path: Path) -> tuple[Path, str]:
+    return served_zip(tmp_path, "master.zip", _github_archive)
 
 
 def _bccd_source(url: str) -> Source:
-    return Source("bccd", (Archive(f"{url}/master.zip", "BCCD_Dataset-master.zip", subdir="BCCD_Dataset-master/BCCD"),))
+    return served_source("bccd", url, Path("master.zip"), subdir="BCCD_Dataset-master/BCCD")
 
 
 def test_download_fetches_the_github_archive_and_reads_its_bccd_folder(tmp_path, monkeypatch):
