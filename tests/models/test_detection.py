@@ -154,9 +154,11 @@ def test_validation_logs_contract_keys() -> None:
     perfect = [{"boxes": t["boxes"], "labels": t["labels"], "scores": torch.ones(len(t["labels"]))} for t in targets]
     module.val_metrics.update(perfect, targets)
     values = module.val_metrics.compute()
-    expected = {"map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "ap/0", "ap/1", "ap/2"}
+    expected = {"map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100", "ap/0", "ap/1", "ap/2",
+                "ap50/0", "ap50/1", "ap50/2"}
     assert set(values) == expected
     assert values["map"].item() == pytest.approx(1.0) and values["ap/2"].item() == pytest.approx(1.0)
+    assert values["ap50/2"].item() == pytest.approx(1.0)
     assert math.isnan(values["map_large"].item())  # no object above 96² px²: NaN, not COCO's -1
 
 
