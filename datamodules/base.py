@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from common.names import SPLITS
+from datamodules.distributed import EvalShard, TrainShard, process_group
 
 if TYPE_CHECKING:
     from datamodules.public.splits import SplitInfo
@@ -112,15 +113,29 @@ class BaseDataModule(pl.LightningDataModule):
         """The committed split this datamodule uses (``metrics.json``'s ``split``); None: no committed split."""
         return self.split_info.record() if self.split_info is not None else None
 
-    def loader(self, dataset: Dataset, *, shuffle: bool = False, batch_size: int | None = None,
-               sampler: Sampler | None = None, collate_fn: Callable[[list[Any]], Any] | None = None) -> DataLoader:
-        """A DataLoader with the shared options; ``shuffle`` draws the order from a ``seed``-ed generator."""
+    def loader(self, dataset: Dataset, *, training: bool = False, shuffle: bool = False, batch_size: int | None = None,
+               sampler: Sampler | None = None, collate_fn: Callable[[list[Any]], Any] | None = None,
+               name: str = "an evaluation split", shard: bool = True) -> DataLoader:
+        """A DataLoader with the shared options; ``shuffle`` draws the order from a ``seed``-ed generator.
+        Under DDP the samples are split over the processes by :mod:`datamodules.distributed` (training:
+        the one-process epoch, interleaved; evaluation: every case once); ``name`` names the split in its
+        error. ``shard=False``: prediction, which Lightning splits over the processes itself."""
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        group = process_group() if shard else None
+        if group is not None:
+            if training:
+                base = sampler if sampler is not None else (
+                    RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset))
+                sampler = TrainShard(base, *group)
+            else:
+                sampler = EvalShard(len(dataset), *group, what=name)
+            shuffle, generator = False, None
         return DataLoader(
             dataset,
             batch_size=batch_size or self.batch_size,
             shuffle=shuffle,
             sampler=sampler,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            generator=generator,
             collate_fn=collate_fn or type(self).collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -128,7 +143,7 @@ class BaseDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.datasets["train"], shuffle=True)
+        return self.loader(self.datasets["train"], training=True, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_loader("val")
@@ -136,7 +151,7 @@ class BaseDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.eval_loader("test")
 
-    def eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str, shard: bool = True) -> DataLoader:
         """The loader of an evaluation split; a datamodule that evaluates whole images or volumes
         (padded batches) overrides this one method."""
-        return self.loader(self.datasets[split])
+        return self.loader(self.datasets[split], name=f"the {split} split", shard=shard)

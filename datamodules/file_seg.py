@@ -189,16 +189,17 @@ class FileSegDataModule(SegDataModule):
                                self.ignore_index)
         sampler = PatchSampler(self._train_sizes, self.patch_size, self.patches_per_epoch, self.foreground_share,
                                self._foreground_index, seed=self.seed)
-        return self.loader(dataset, sampler=sampler)
+        return self.loader(dataset, training=True, sampler=sampler)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.eval_loader("test")
+        return self.eval_loader("test", shard=False)  # Lightning shards prediction itself
 
     # ----------------------------------------------------------------- internals
-    def eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str, shard: bool = True) -> DataLoader:
         self.prepare_data_pass()
         dataset = WholeImageDataset(self._stores[split], self._normalizer)
-        return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate(self.ignore_index))
+        return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate(self.ignore_index),
+                           name=f"the {split} split", shard=shard)
 
     def _check_mask_values(self, mask_values: Mapping[int, int] | None) -> dict[int, int] | None:
         if mask_values is None:

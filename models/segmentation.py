@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from common.names import DATA_MODES
 from metrics.cases import CaseRows
 from metrics.segmentation import SegmentationMetrics
+from models.unused_stages import drop_unused_modules
 from models.lightning_base import (check_finite_loss, check_scheduler_interval, finish_case_rows, log_training_loss,
                                    optimizers_from_factories)
 
@@ -33,12 +34,16 @@ def build_smp(
         raise ValueError(f"build_smp: mode must be one of {DATA_MODES}, got {mode!r}")
     classes = 1 if mode == "binary" else num_classes
     try:
-        return smp.create_model(
+        net = smp.create_model(
             arch, encoder_name=encoder_name, encoder_weights=encoder_weights,
             in_channels=in_channels, classes=classes, **kwargs,
         )
     except KeyError as error:
         raise ValueError(f"model: arch={arch!r}, encoder_name={encoder_name!r}: {error.args[0]}") from None
+    # Encoder stages beyond encoder_depth (built by smp, never run): gone, so DDP needs no
+    # find_unused_parameters. A 64x64 probe passes every smp encoder's depth (<= 5 halvings).
+    drop_unused_modules(net, torch.zeros(1, in_channels, 64, 64))
+    return net
 
 
 class SegmentationModule(pl.LightningModule):

@@ -1,17 +1,20 @@
-"""2-process CPU DDP (gloo, ``trainer=ddp_cpu``) on the DSB-2018 development data: a DDP run killed
-(both ranks, SIGKILL, like a node failure) after its first epoch and resumed with ``resume=true`` ends
-with the uninterrupted DDP run's numbers (1e-6, as the single-process resume tests). 4 min 39 s on 2 cores
-at a load average of ~5.
+"""2-process CPU DDP (gloo, ``trainer=ddp_cpu``) on the DSB-2018 development data.
 
-What it guards: every rank must continue the patch sampler's random stream (:class:`runtime.checkpointing.RngState`
-restores the numpy generator behind Lightning's DDP sampler wrapper) and two gloo ranks reduce in a
-fixed order, so nothing else may differ.
+1. DDP ends with one process's numbers within a stated tolerance. The configuration is the one meant for
+   comparing the two (docs/sweeps.md, "DDP on real data"): global batch 8 (2 ranks x 4 vs 1 x 8),
+   augmentation off, a network that normalises per sample (ConvNeXt-atto encoder with LayerNorm, decoder
+   without BatchNorm — ``sync_batchnorm`` works only on GPUs). Our loaders give every rank an interleaved
+   share of the one-process epoch (datamodules/distributed.py), so the two runs see the same global batches
+   and differ only by float reduction order, which Adam amplifies where a gradient is near zero. Measured
+   (2026-12-05, 2 epochs): largest pixel-metric gap 2.1e-4 (val Dice), object recall 1.3e-3, one object in
+   the smallest size bin (1.2e-2). Before, Lightning's sampler wrapper re-shuffled the positions per rank and
+   the two runs saw different batches (largest parameter gap after one step 6e-3 = two Adam steps, vs 2e-5 now).
+2. A DDP run killed (both ranks, SIGKILL, like a node failure) after its first epoch and resumed with
+   ``resume=true`` ends with the uninterrupted DDP run's numbers (1e-6, as the single-process resume tests):
+   every rank continues the patch sampler's random stream (:class:`runtime.checkpointing.RngState`) and two
+   gloo ranks reduce in a fixed order, so nothing else may differ.
 
-The configuration is the one meant for comparing DDP with one process (docs/sweeps.md, "DDP on real
-data"): global batch 8 (2 ranks x 4), augmentation off, a network that normalises per sample
-(ConvNeXt-atto encoder with LayerNorm, decoder without BatchNorm — ``sync_batchnorm`` works only on
-GPUs). DDP vs one process is not asserted here: at this 2-epoch budget the two differed by far more than
-float reduction order (train loss of epoch 0: 0.565 vs 0.846), and the cause was not found yet.
+About 5 min on 2 cores at a load average of ~4.
 """
 from __future__ import annotations
 
@@ -95,3 +98,26 @@ def test_ddp_killed_after_an_epoch_resumes_to_the_uninterrupted_numbers(clean, t
     for key, curve in clean["history"].items():
         for epoch, (a, b) in enumerate(zip(resumed["history"][key], curve)):
             assert_close(a, b, 1e-6, f"{key} epoch {epoch}")
+
+
+# Tolerances of DDP vs one process (module docstring, measured gaps 2.1e-4 / 1.3e-3 / 1.2e-2). */loss is
+# left out: it is the batch-size-weighted mean of per-batch pixel means, so it depends on which images
+# share an evaluation batch (rank r evaluates images r, r+2, ...), not only on the model.
+PIXEL_TOLERANCE = 1e-3      # Dice, IoU, mIoU, pixel accuracy
+OBJECT_TOLERANCE = 0.025    # object recall: about two objects of the smallest size bin
+TRAIN_LOSS_TOLERANCE = 0.01  # the epoch's mean training loss, averaged over both ranks
+
+
+def test_ddp_ends_with_one_process_numbers_within_the_stated_tolerance(clean, tmp_path):
+    one = complete_run(tmp_path / "one", "datamodule.batch_size=8")
+    assert one["status"] == "completed" and one["epochs"] == clean["epochs"] == 2
+    compared = 0
+    for key, value in one["metrics"].items():
+        if key.endswith("/loss") or not isinstance(value, (int, float)):
+            continue
+        tolerance = OBJECT_TOLERANCE if "recall" in key else PIXEL_TOLERANCE
+        assert_close(clean["metrics"][key], value, tolerance, key)
+        compared += 1
+    assert compared >= 20, sorted(one["metrics"])
+    for a, b in zip(clean["history"]["train/loss"], one["history"]["train/loss"], strict=True):
+        assert_close(a, b, TRAIN_LOSS_TOLERANCE, "train/loss per epoch")

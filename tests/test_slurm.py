@@ -106,12 +106,18 @@ def assert_same_metrics(resumed: dict, clean: dict) -> None:
 
 def test_sweep_with_a_requeued_job_resumes_it_from_its_checkpoint(cluster, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    process = sweep(cluster, sweep_dir, "loss=ce,dice", "seed=1,2", "trainer.max_epochs=4")
+    # 30 tiny epochs (~0.3 s each): the requeue below lands while the job still has ~29 epochs to go. With 4
+    # epochs and a 1 s pause the job could end first on a fast machine, and requeueing a finished job
+    # tests nothing (a red CI run, 2026-12-04).
+    epochs = "trainer.max_epochs=30"
+    process = sweep(cluster, sweep_dir, "loss=ce,dice", "seed=1,2", epochs)
     job_id = array_task_id(sweep_dir, 1)  # loss=ce seed=2
-    wait_for(sweep_dir / "1" / "checkpoints" / "last.ckpt", process)
-    time.sleep(1.0)
+    wait_for(sweep_dir / "1" / "checkpoints" / "last.ckpt", process)  # written atomically: complete once seen
+    assert job_state(cluster, job_id) == "RUNNING", job_state(cluster, job_id)
     requeued = subprocess.run(["scontrol", "requeue", job_id], env=cluster, capture_output=True, text=True)
     assert requeued.returncode == 0, requeued.stderr
+    record_now = json.loads(path.read_text()) if (path := sweep_dir / "1" / "metrics.json").exists() else {}
+    assert record_now.get("status") != "completed", "job 1 ended before the requeue reached it"
     output, _ = process.communicate(timeout=1200)
     assert process.returncode == 0, output[-4000:]
     recs = records(sweep_dir)
@@ -120,8 +126,14 @@ def test_sweep_with_a_requeued_job_resumes_it_from_its_checkpoint(cluster, tmp_p
     [entry] = recs[1]["resumes"]
     assert entry["from_epoch"] >= 1, entry  # from its checkpoint, not from epoch 0
     assert entry["reason"].startswith("SLURM requeue 1; previous attempt: SIGTERMException"), entry
-    clean = clean_run(cluster, tmp_path / "clean", "loss=ce", "seed=2", "trainer.max_epochs=4")
+    clean = clean_run(cluster, tmp_path / "clean", "loss=ce", "seed=2", epochs)
     assert_same_metrics(recs[1], clean)
+
+
+def job_state(env: dict[str, str], job_id: str) -> str:
+    """SLURM's state of job ``job_id`` (``squeue %T``: PENDING, RUNNING, COMPLETING, ...)."""
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def elapsed_minutes(env: dict[str, str], job_id: str) -> int:

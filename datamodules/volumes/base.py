@@ -285,10 +285,10 @@ class VolumeDataModule(SegDataModule):
         dataset = PatchDataset3D(stores["train"], self.patch_size, self.augment, fill)
         sampler = VolumePatchSampler(self._foreground, self.patch_size, self.patches_per_epoch,
                                      self.foreground_share, seed=self.seed)
-        return self.loader(dataset, sampler=sampler)
+        return self.loader(dataset, training=True, sampler=sampler)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.eval_loader("test")
+        return self.eval_loader("test", shard=False)  # Lightning shards prediction itself
 
     # ----------------------------------------------------------------- internals
     def _index_training_split(self) -> None:
@@ -311,6 +311,7 @@ class VolumeDataModule(SegDataModule):
             log.info("%s: patch_size auto -> %s (median training case %s voxels)", self.owner,
                      list(self.patch_size), [int(v) for v in np.median(np.array(shapes), axis=0)])
 
-    def eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str, shard: bool = True) -> DataLoader:
         dataset = WholeVolumeDataset(self.volumes()[split])
-        return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate_3d(self.ignore_index))
+        return self.loader(dataset, batch_size=self.eval_batch_size, collate_fn=pad_collate_3d(self.ignore_index),
+                           name=f"the {split} split", shard=shard)

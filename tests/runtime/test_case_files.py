@@ -133,7 +133,7 @@ def _cli(run_dir: Path, *overrides: str) -> None:
 
 @pytest.mark.slow
 def test_ddp_cpu_case_file_equals_single_process(tmp_path):
-    # 5 test cases over 2 ranks: the sampler pads rank 1 with a repeat; the gathered file must not show it.
+    # 5 test cases over 2 ranks (3 + 2): the gathered file holds each case once, in loader order.
     common = (*FAST, "trainer.limit_train_batches=0", "trainer.limit_val_batches=null",
               "trainer.limit_test_batches=null", "datamodule.val_size=4", "datamodule.test_size=5")
     _cli(tmp_path / "single", *common)
