@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losses import validation
-from losses.fused import softmax_class_stats, target_log_softmax
+from losses.fused import class_sums, softmax_class_stats, target_log_softmax
 
 MODES = ("binary", "multiclass", "multilabel")
 #: the quantities a loss term may announce in its ``uses`` (the ``SegInput`` plan)
@@ -181,7 +181,7 @@ class SegInput:
         ``tp = sum_i p_ci t_ci``, ``sum_pred = sum_i p_ci`` (``p_ci**2`` when squared),
         ``sum_target = sum_i t_ci`` (``t_ci**2`` when squared), over non-ignored positions.
         Multiclass mode never builds a one-hot target: ``tp`` gathers the probability of the true
-        class and scatter-adds it into its class, ``sum_target`` is a per-sample bincount; from
+        class and sums it per class (``fused.class_sums``), ``sum_target`` is a per-sample bincount; from
         logits, softmax and sums are one autograd node with a hand-written backward unless the
         plan reads the probabilities anyway. Cached, so the region terms of a composite share one
         computation.
@@ -212,7 +212,7 @@ class SegInput:
                 q_true = p_true * p_true
                 if self.valid is not None:
                     q_true = q_true * self.valid_float
-                q = p.new_zeros(tp.shape).scatter_add_(1, self.target, q_true)
+                q = class_sums(self.target, q_true, tp.shape[1])
                 return (p2_sum - q).clamp_min(0.0), (n_c - 2.0 * tp + q).clamp_min(0.0)
             d = self.probs - self.target
             over, under = F.relu(d).square(), F.relu(-d).square()
@@ -233,11 +233,11 @@ class SegInput:
         n, c, _ = p.shape
         index = self.target.unsqueeze(1)  # (N, 1, P)
         p_true = p.gather(1, index).squeeze(1)  # (N, P)
-        ones = torch.ones_like(p_true) if self.valid is None else self.valid_float
+        ones = p.new_ones(()) if self.valid is None else self.valid_float
         if self.valid is not None:
             p_true = p_true * ones
-        tp = p.new_zeros(n, c).scatter_add_(1, self.target, p_true)
-        t_sum = p.new_zeros(n, c).scatter_add_(1, self.target, ones)
+        tp = class_sums(self.target, p_true, c)
+        t_sum = class_sums(self.target, ones, c)
         pp = p * p if squared else p
         if self.valid is None:
             p_sum = pp.sum(-1)
