@@ -13,8 +13,9 @@ import re
 from typing import Sequence
 
 SPLIT_PREFIXES = ("val/", "test/", "train/")
-# Distances (mm or px): smaller is better. Everything else lossbench records is a score.
-LOWER_IS_BETTER = frozenset({"hd95", "hd", "assd", "asd", "masd"})
+# Distances (mm or px) and counts of false detections (detection case files' ``fp_50``): smaller is
+# better. Everything else lossbench records is a score.
+LOWER_IS_BETTER = frozenset({"hd95", "hd", "assd", "asd", "masd", "fp_50"})
 # Per-case columns the empty-reference policy always defines (metrics.segmentation.CaseScores): a NaN
 # there is a broken file. hd95 and object_recall may be undefined for a case.
 PER_CASE_ALWAYS_DEFINED = ("dice", "iou", "nsd", "dice_fg", "miou")
@@ -33,7 +34,8 @@ def higher_is_better(metric: str) -> bool:
 
 
 def is_bounded(metric: str) -> bool:
-    """Scores in [0, 1] (IoU, Dice, recall, AP, NSD, accuracy): every metric except distances and losses."""
+    """Scores in [0, 1] (IoU, Dice, recall, AP, NSD, accuracy): every metric except distances, counts and
+    losses."""
     return higher_is_better(metric)
 
 

@@ -12,6 +12,9 @@ A run's case file for a split is the one ``metrics.json`` names in ``case_files`
   ``metrics.json`` differ are refused (they were tested on different splits).
 - A table uses per-case statistics for a metric only when every completed run of it has a case file
   with that metric's column; otherwise it falls back to per-run statistics (``<m>_unit`` says which).
+- A **case-only metric** is a case-file column that ``metrics.json`` does not record (detection's
+  per-image ``ap_50`` / ``recall_50`` / ``fp_50``, whose run-level counterparts are the corpus-level
+  ``map_50`` and friends): its run value is the mean over the run's cases (:func:`case_means`).
 """
 from __future__ import annotations
 
@@ -131,6 +134,23 @@ def read_table_cases(runs: list[Run], split: str, title: str) -> TableCases | No
         warnings.append(f"WARNING {title}: the runs' test cases differ — {_few(names)} lack {_few(missing)}; "
                         f"only the {len(cases)} cases every run has are paired")
     return TableCases(cases, tables, warnings)
+
+
+def case_means(run: Run, split: str) -> dict[str, float]:
+    """Each metric column of the run's case file for ``split`` averaged over its cases (NaN cells, i.e.
+    cases where the metric is undefined, left out); empty when the run has no case file. Count columns
+    (``n_gt``, ``n_pred``: ``n_*``) are not metrics and are left out."""
+    path = case_file(run, split)
+    if path is None:
+        return {}
+    table = read_case_file(path, run)
+    out = {}
+    for name, values in table.columns.items():
+        if name.startswith("n_"):
+            continue
+        finite = values[np.isfinite(values)]
+        out[name] = float(finite.mean()) if finite.size else float("nan")
+    return out
 
 
 def check_split_hashes(runs: list[Run], title: str) -> None:

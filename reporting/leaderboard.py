@@ -31,7 +31,7 @@ import pandas as pd
 
 from metrics.names import bucket_order, higher_is_better, is_bounded
 from reporting.budget import converged, curve
-from reporting.cases import TableCases, check_split_hashes, read_table_cases
+from reporting.cases import TableCases, case_means, check_split_hashes, read_table_cases
 from reporting.collect import Run
 from reporting.grouping import Grouping, RowKey, TableKey, group_runs
 from reporting.hierarchical import paired_cases, summarize_cases, two_level_mean
@@ -145,6 +145,9 @@ def build_leaderboard(runs: list[Run], baseline: str | None = None, test: str = 
         raise ValueError(f"rank_by {rank_by!r} is not among the leaderboard metrics {names}")
     grouping = grouping or group_runs(runs)
     notes = list(values.notes) if "iou_rare" in names else []
+    notes += [f"`{m}` is not in metrics.json: each run's value is the mean over its {split} cases of the case "
+              f"files' `{m}` column (cases where it is undefined left out)"
+              for m in names if m != "iou_rare" and not any(f"{split}/{m}" in r.metrics for r in completed)]
 
     if resamples < 100:
         raise ValueError(f"resamples must be >= 100 for 5-95 % rank percentiles, got {resamples!r}")
@@ -182,12 +185,14 @@ def _table_cases(key: TableKey, table_rows: dict[RowKey, list[Run]], split: str,
 
 
 class _MetricReader:
-    """Per-run metric values, including the derived ``iou_rare`` (one class per datamodule)."""
+    """Per-run metric values, including the derived ``iou_rare`` (one class per datamodule) and the
+    case-only metrics (a case-file column ``metrics.json`` does not record: the mean over the run's cases)."""
 
     def __init__(self, runs: list[Run], split: str):
         self.split = split
         self.rare: dict[str, int] = {}
         self.notes: list[str] = []
+        self._case_means: dict[object, dict[str, float]] = {}
         by_dm: dict[str, list[Run]] = defaultdict(list)
         for r in runs:
             by_dm[r.datamodule].append(r)
@@ -199,7 +204,18 @@ class _MetricReader:
                 self.notes.append(f"{dm}: iou_rare = IoU of class {k}{_class_name(dm_runs, k)}, {how}")
 
     def __call__(self, run: Run, metric: str) -> float:
-        return run.metric(self.key(run, metric))
+        key = self.key(run, metric)
+        if key in run.metrics:
+            return run.metric(key)
+        return self.case_means(run).get(key.split("/", 1)[1], math.nan)
+
+    def case_means(self, run: Run) -> dict[str, float]:
+        if run.path not in self._case_means:
+            try:
+                self._case_means[run.path] = case_means(run, self.split) if run.completed else {}
+            except ValueError:  # an unusable case file: the table's case reading reports all of them at once
+                self._case_means[run.path] = {}
+        return self._case_means[run.path]
 
     def key(self, run: Run, metric: str) -> str:
         if metric == "iou_rare":
@@ -261,11 +277,14 @@ def _class_name(runs: list[Run], k: int) -> str:
 def _resolve_metrics(metrics: list[str] | None, task: str, completed: list[Run], split: str,
                      values: _MetricReader) -> list[str]:
     present = list(dict.fromkeys(k[len(split) + 1:] for r in completed for k in r.metrics if k.startswith(split + "/")))
+    # case-only metrics: columns every completed run's case file has, recorded nowhere in metrics.json
+    in_cases = set.intersection(*(set(values.case_means(r)) for r in completed))
+    present += sorted(in_cases - set(present))
     if metrics:
         unknown = [m for m in metrics if m != "iou_rare" and m not in present]
         if unknown:
-            raise ValueError(f"metrics {unknown} not found in any run's {split}/ metrics; "
-                             f"available: {sorted(present)}")
+            raise ValueError(f"metrics {unknown} not found in any run's {split}/ metrics or in every run's "
+                             f"{split} case file; available: {sorted(present)}")
         return list(metrics)
     names: list[str] = []
     for pattern in HEADLINE.get(task, ()):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 HEADLINE = {
     "segmentation": ("miou", "dice_fg", "iou_rare", "small_recall/*", "nsd", "hd95"),
-    "detection": ("map", "map_small"),
+    # ap_50: per-image AP at IoU 0.5 from the case files (a case-only metric, reporting/cases.py), so a
+    # detection table gets per-case statistics; map / map_50 / map_small are corpus-level (unit seed)
+    "detection": ("map", "map_50", "ap_50", "map_small"),
 }
 DEFAULT_BASELINE = {"segmentation": "ce", "detection": "giou"}
 

@@ -123,8 +123,41 @@ def test_detection_defaults_to_the_giou_baseline(tmp_path):
         write_run(tmp_path / str(i), loss=loss, seed=seed, task="detection", curves=False,
                   metrics={"test/map": m, "test/map_small": m / 2, "test/map_50": 0.6})
     lb = build_leaderboard(_runs(tmp_path))
-    assert lb.baseline == "giou" and lb.metrics == ["map", "map_small"]
+    assert lb.baseline == "giou" and lb.metrics == ["map", "map_50", "map_small"]
     assert _row(lb, "ciou")["n_pairs"] == 2 and _row(lb, "ciou")["map_delta"] == pytest.approx(0.045)
+
+
+def test_detection_case_only_metrics_get_per_case_statistics(tmp_path):
+    """Per-image ap_50 exists only in the case files: its run value is the case mean, its unit is case, and
+    fp_50 (a count of false detections) ranks lower-is-better; n_gt / n_pred are counts, not metrics."""
+    from .conftest import write_cases
+
+    n = 30
+    base = np.random.default_rng(1).uniform(0.3, 0.9, n)
+    for i, (loss, seed) in enumerate([(l, s) for l in ("giou", "ciou", "nwd") for s in (1, 2, 3)]):
+        shift = {"giou": 0.0, "ciou": 0.05, "nwd": -0.02}[loss] + 0.003 * seed
+        ap = np.clip(base + shift + np.random.default_rng(10 * i).normal(0, 0.01, n), 0, 1)
+        ap[0] = np.nan                                   # an image without boxes: ap_50 undefined
+        run = write_run(tmp_path / str(i), loss=loss, seed=seed, task="detection", curves=False,
+                        metrics={"test/map": 0.3 + shift, "test/map_small": 0.1, "test/map_50": 0.6 + shift})
+        fp = np.full(n, {"giou": 3.0, "ciou": 1.0, "nwd": 5.0}[loss])
+        write_cases(run, {"n_gt": np.full(n, 4), "n_pred": np.full(n, 100), "ap_50": ap, "fp_50": fp})
+    lb = build_leaderboard(_runs(tmp_path))
+    assert lb.metrics == ["map", "map_50", "ap_50", "map_small"]
+    ciou = _row(lb, "ciou")
+    assert ciou["ap_50_unit"] == "case" and ciou["ap_50_n_cases"] == n - 1 and ciou["map_unit"] == "seed"
+    want = np.mean([np.nanmean(np.clip(base + 0.05 + 0.003 * s + np.random.default_rng(10 * (3 + s - 1)).normal(0, 0.01, n), 0, 1)[1:])
+                    for s in (1, 2, 3)])
+    assert ciou["ap_50_mean"] == pytest.approx(want, abs=1e-5)  # the case file keeps 6 digits
+    assert ciou["ap_50_delta"] == pytest.approx(0.05, abs=0.01) and ciou["ap_50_p_wilcoxon_holm"] < 0.001
+    assert _row(lb, "nwd")["ap_50_delta"] == pytest.approx(-0.02, abs=0.01)
+    assert any("`ap_50` is not in metrics.json" in note for note in lb.notes)
+    assert not any("`map_50` is not in" in note for note in lb.notes)
+
+    fp = build_leaderboard(_runs(tmp_path), metrics=["fp_50", "map"])
+    assert list(fp.table.sort_values("rank")["loss"]) == ["ciou", "giou", "nwd"]
+    with pytest.raises(ValueError, match=r"not found in any run's test/ metrics or in every run's test case file.*'ap_50'"):
+        build_leaderboard(_runs(tmp_path), metrics=["n_gt"])
 
 
 def test_missing_baseline_is_noted_not_an_error(sweep):
