@@ -14,7 +14,7 @@ A run's case file for a split is the one ``metrics.json`` names in ``case_files`
   with that metric's column; otherwise it falls back to per-run statistics (``<m>_unit`` says which).
 - A **case-only metric** is a case-file column that ``metrics.json`` does not record (detection's
   per-image ``ap_50`` / ``recall_50`` / ``fp_50``, whose run-level counterparts are the corpus-level
-  ``map_50`` and friends): its run value is the mean over the run's cases (:func:`case_means`).
+  ``map_50`` and friends): its run value is the mean over the run's cases (:meth:`CaseFiles.means`).
 """
 from __future__ import annotations
 
@@ -102,18 +102,58 @@ def read_case_file(path: Path, run: Run) -> CaseTable:
     return CaseTable(tuple(ids), columns)
 
 
-def read_table_cases(runs: list[Run], split: str, title: str) -> TableCases | None:
+class CaseFiles:
+    """The runs' case files of one split, each read once: the leaderboard asks for a run's file twice
+    (the case-only metrics' run values, then the table's per-case pairs)."""
+
+    def __init__(self, split: str):
+        self.split = split
+        self._read: dict[Path, CaseTable | ValueError | None] = {}
+
+    def table(self, run: Run) -> CaseTable | None:
+        """The run's case file (None: it has none); raises the file's ``ValueError`` when unusable."""
+        if run.path not in self._read:
+            path = case_file(run, self.split)
+            try:
+                self._read[run.path] = None if path is None else read_case_file(path, run)
+            except ValueError as exc:
+                self._read[run.path] = exc
+        found = self._read[run.path]
+        if isinstance(found, ValueError):
+            raise found
+        return found
+
+    def means(self, run: Run) -> dict[str, float]:
+        """Each metric column of the run's case file averaged over its cases (cells where the metric is
+        undefined left out); empty when the run has no usable case file (:func:`read_table_cases` reports
+        an unusable one). Count columns (``n_gt``, ``n_pred``: ``n_*``) are not metrics."""
+        try:
+            table = self.table(run)
+        except ValueError:
+            return {}
+        if table is None:
+            return {}
+        out = {}
+        for name, values in table.columns.items():
+            if not name.startswith("n_"):
+                finite = values[np.isfinite(values)]
+                out[name] = float(finite.mean()) if finite.size else float("nan")
+        return out
+
+
+def read_table_cases(runs: list[Run], split: str, title: str, files: CaseFiles | None = None) -> TableCases | None:
     """The per-case data of a table's completed runs, paired by case id; None when a run has none.
+    ``files``: the case files already read (default: read them here).
 
     Raises ``ValueError`` listing every unreadable case file of the table at once.
     """
-    found = {r.path: case_file(r, split) for r in runs}
-    if not runs or any(p is None for p in found.values()):
+    files = files if files is not None else CaseFiles(split)
+    if not runs or any(case_file(r, split) is None for r in runs):
         return None
     tables, errors = {}, []
     for r in runs:
         try:
-            tables[r.path] = read_case_file(found[r.path], r)
+            tables[r.path] = files.table(r)
         except ValueError as exc:
             errors.append(str(exc))
     if errors:
@@ -134,23 +174,6 @@ def read_table_cases(runs: list[Run], split: str, title: str) -> TableCases | No
         warnings.append(f"WARNING {title}: the runs' test cases differ — {_few(names)} lack {_few(missing)}; "
                         f"only the {len(cases)} cases every run has are paired")
     return TableCases(cases, tables, warnings)
-
-
-def case_means(run: Run, split: str) -> dict[str, float]:
-    """Each metric column of the run's case file for ``split`` averaged over its cases (NaN cells, i.e.
-    cases where the metric is undefined, left out); empty when the run has no case file. Count columns
-    (``n_gt``, ``n_pred``: ``n_*``) are not metrics and are left out."""
-    path = case_file(run, split)
-    if path is None:
-        return {}
-    table = read_case_file(path, run)
-    out = {}
-    for name, values in table.columns.items():
-        if name.startswith("n_"):
-            continue
-        finite = values[np.isfinite(values)]
-        out[name] = float(finite.mean()) if finite.size else float("nan")
-    return out
 
 
 def check_split_hashes(runs: list[Run], title: str) -> None:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from metrics.names import bucket_order, higher_is_better, is_bounded
 from reporting.budget import converged, curve
-from reporting.cases import TableCases, case_means, check_split_hashes, read_table_cases
+from reporting.cases import CaseFiles, TableCases, check_split_hashes, read_table_cases
 from reporting.collect import Run
 from reporting.grouping import Grouping, RowKey, TableKey, group_runs
 from reporting.hierarchical import paired_cases, summarize_cases, two_level_mean
@@ -157,7 +157,7 @@ def build_leaderboard(runs: list[Run], baseline: str | None = None, test: str = 
     case_warnings: list[str] = []
     for i, (table_key, table_rows) in enumerate(grouping.tables.items()):
         check_split_hashes([r for rs in table_rows.values() for r in rs], table_key.title)
-        tc = _table_cases(table_key, table_rows, split, failed_as_worst)
+        tc = _table_cases(table_key, table_rows, values.case_files, failed_as_worst)
         if tc is not None:
             case_warnings += tc.warnings
         part, data, stab = _table(table_key, table_rows, names, values, baseline, test, confidence, ci_method,
@@ -175,13 +175,13 @@ def build_leaderboard(runs: list[Run], baseline: str | None = None, test: str = 
                        grouping, values, notes, cases, stability, resamples, case_warnings)
 
 
-def _table_cases(key: TableKey, table_rows: dict[RowKey, list[Run]], split: str,
+def _table_cases(key: TableKey, table_rows: dict[RowKey, list[Run]], files: CaseFiles,
                  failed_as_worst: bool) -> TableCases | None:
     runs = [r for rs in table_rows.values() for r in rs]
     done = [r for r in runs if r.completed]
     if failed_as_worst and len(done) < len(runs):
         return None
-    return read_table_cases(done, split, key.title)
+    return read_table_cases(done, files.split, key.title, files)
 
 
 class _MetricReader:
@@ -192,7 +192,7 @@ class _MetricReader:
         self.split = split
         self.rare: dict[str, int] = {}
         self.notes: list[str] = []
-        self._case_means: dict[object, dict[str, float]] = {}
+        self.case_files = CaseFiles(split)
         by_dm: dict[str, list[Run]] = defaultdict(list)
         for r in runs:
             by_dm[r.datamodule].append(r)
@@ -207,15 +207,7 @@ class _MetricReader:
         key = self.key(run, metric)
         if key in run.metrics:
             return run.metric(key)
-        return self.case_means(run).get(key.split("/", 1)[1], math.nan)
-
-    def case_means(self, run: Run) -> dict[str, float]:
-        if run.path not in self._case_means:
-            try:
-                self._case_means[run.path] = case_means(run, self.split) if run.completed else {}
-            except ValueError:  # an unusable case file: the table's case reading reports all of them at once
-                self._case_means[run.path] = {}
-        return self._case_means[run.path]
+        return self.case_files.means(run).get(key.split("/", 1)[1], math.nan) if run.completed else math.nan
 
     def key(self, run: Run, metric: str) -> str:
         if metric == "iou_rare":
@@ -278,7 +270,7 @@ def _resolve_metrics(metrics: list[str] | None, task: str, completed: list[Run],
                      values: _MetricReader) -> list[str]:
     present = list(dict.fromkeys(k[len(split) + 1:] for r in completed for k in r.metrics if k.startswith(split + "/")))
     # case-only metrics: columns every completed run's case file has, recorded nowhere in metrics.json
-    in_cases = set.intersection(*(set(values.case_means(r)) for r in completed))
+    in_cases = set.intersection(*(set(values.case_files.means(r)) for r in completed))
     present += sorted(in_cases - set(present))
     if metrics:
         unknown = [m for m in metrics if m != "iou_rare" and m not in present]
