@@ -109,6 +109,7 @@ class CaseFiles:
     def __init__(self, split: str):
         self.split = split
         self._read: dict[Path, CaseTable | ValueError | None] = {}
+        self._means: dict[Path, dict[str, float]] = {}
 
     def table(self, run: Run) -> CaseTable | None:
         """The run's case file (None: it has none); raises the file's ``ValueError`` when unusable."""
@@ -127,35 +128,38 @@ class CaseFiles:
         """Each metric column of the run's case file averaged over its cases (cells where the metric is
         undefined left out); empty when the run has no usable case file (:func:`read_table_cases` reports
         an unusable one). Count columns (``n_gt``, ``n_pred``: ``n_*``) are not metrics."""
-        try:
-            table = self.table(run)
-        except ValueError:
-            return {}
-        if table is None:
-            return {}
-        out = {}
-        for name, values in table.columns.items():
-            if not name.startswith("n_"):
-                finite = values[np.isfinite(values)]
-                out[name] = float(finite.mean()) if finite.size else float("nan")
-        return out
+        if run.path not in self._means:
+            try:
+                table = self.table(run)
+            except ValueError:
+                table = None
+            out = {}
+            for name, values in (table.columns.items() if table is not None else ()):
+                if not name.startswith("n_"):
+                    finite = values[np.isfinite(values)]
+                    out[name] = float(finite.mean()) if finite.size else float("nan")
+            self._means[run.path] = out
+        return self._means[run.path]
 
 
-def read_table_cases(runs: list[Run], split: str, title: str, files: CaseFiles | None = None) -> TableCases | None:
-    """The per-case data of a table's completed runs, paired by case id; None when a run has none.
-    ``files``: the case files already read (default: read them here).
+def read_table_cases(runs: list[Run], files: CaseFiles, title: str) -> TableCases | None:
+    """The per-case data of a table's completed runs (their case files of ``files.split``), paired by
+    case id; None when a run has none.
 
     Raises ``ValueError`` listing every unreadable case file of the table at once.
     """
-    files = files if files is not None else CaseFiles(split)
-    if not runs or any(case_file(r, split) is None for r in runs):
+    if not runs:
         return None
     tables, errors = {}, []
     for r in runs:
         try:
-            tables[r.path] = files.table(r)
+            table = files.table(r)
         except ValueError as exc:
             errors.append(str(exc))
+            continue
+        if table is None:
+            return None
+        tables[r.path] = table
     if errors:
         raise ValueError(f"{len(errors)} unusable case file(s) in {title}: " + " | ".join(errors))
     shared = set.intersection(*(set(t.ids) for t in tables.values()))

@@ -181,7 +181,7 @@ def _table_cases(key: TableKey, table_rows: dict[RowKey, list[Run]], files: Case
     done = [r for r in runs if r.completed]
     if failed_as_worst and len(done) < len(runs):
         return None
-    return read_table_cases(done, files.split, key.title, files)
+    return read_table_cases(done, files, key.title)
 
 
 class _MetricReader:
