@@ -33,6 +33,13 @@ def higher_is_better(metric: str) -> bool:
     return stem not in LOWER_IS_BETTER and not stem.endswith("loss")
 
 
+def is_nonnegative(metric: str) -> bool:
+    """Distances and counts (the lower-is-better metrics other than losses): never below 0, so an interval
+    of their mean is floored at 0 (a true mean ≥ 0 inside ``[low, high]`` is inside ``[max(low, 0), high]``:
+    the coverage is unchanged)."""
+    return metric_stem(metric) in LOWER_IS_BETTER
+
+
 def is_bounded(metric: str) -> bool:
     """Scores in [0, 1] (IoU, Dice, recall, AP, NSD, accuracy): every metric except distances, counts and
     losses."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from metrics.names import bucket_order, higher_is_better, is_bounded
+from metrics.names import bucket_order, higher_is_better, is_bounded, is_nonnegative
 from reporting.budget import converged, curve
 from reporting.cases import CaseFiles, TableCases, check_split_hashes, read_table_cases
 from reporting.collect import Run
@@ -362,6 +362,8 @@ def _table(table_key: TableKey, table_rows: dict[RowKey, list[Run]], names, valu
                 row[f"{c}_n"] = s.n
                 finite = [v for v in (value(r, m) for r in used(runs) if r.seed in common) if math.isfinite(v)]
                 row[f"{c}_rank_value"] = float(np.mean(finite)) if finite and len(common) else math.nan
+            if is_nonnegative(m) and row[f"{c}_ci_low"] < 0:  # a count or distance: floored, coverage unchanged
+                row[f"{c}_ci_low"] = 0.0
             empty = {f"{c}_delta": math.nan, f"{c}_delta_ci_low": math.nan, f"{c}_delta_ci_high": math.nan,
                      f"{c}_p": math.nan, f"{c}_effect": math.nan, f"{c}_degenerate": "", f"{c}_p_wilcoxon": math.nan,
                      f"{c}_prob_superiority": math.nan}

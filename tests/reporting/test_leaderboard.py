@@ -118,6 +118,19 @@ def test_lower_is_better_metrics_rank_ascending(tmp_path):
     assert any("Lower is better for `hd95`" in line for line in describe(lb))
 
 
+def test_intervals_of_distances_are_floored_at_zero_and_other_metrics_are_not(tmp_path):
+    """hd95 over seeds 0.5 and 9.5: the t interval 5 ± 12.71·4.5 starts at −52.2 mm; a distance's true mean is
+    never negative, so the lower end is 0 (the upper end keeps 62.2). A loss (lower is better, may be negative)
+    keeps its plain interval."""
+    for i, (seed, hd) in enumerate([(1, 0.5), (2, 9.5)]):
+        m = {**seg_metrics(0.6, 0.2), "test/hd95": hd, "test/loss": hd - 5.0}
+        write_run(tmp_path / str(i), loss="ce", seed=seed, metrics=m, curves=False)
+    lb = build_leaderboard(_runs(tmp_path), metrics=["miou", "hd95", "loss"])
+    row = _row(lb, "ce")
+    assert row["hd95_ci_low"] == 0.0 and row["hd95_ci_high"] == pytest.approx(5.0 + 12.7062 * 4.5, rel=1e-4)
+    assert row["loss_ci_low"] == pytest.approx(-12.7062 * 4.5, rel=1e-4)
+
+
 def test_detection_defaults_to_the_giou_baseline(tmp_path):
     for i, (loss, seed, m) in enumerate([("giou", 1, 0.30), ("giou", 2, 0.32), ("ciou", 1, 0.35), ("ciou", 2, 0.36)]):
         write_run(tmp_path / str(i), loss=loss, seed=seed, task="detection", curves=False,
