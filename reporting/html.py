@@ -63,7 +63,7 @@ def write_report(path: Path, lb: Leaderboard, runs: list[Run], plots: list[Path]
     body = [
         f"<h1>lossbench comparison — {_e(runs[0].task)}</h1>",
         f"<p class=meta>{len(runs)} runs ({sum(r.completed for r in runs)} completed, {len(extras.skipped)} run dirs "
-        f"skipped) from {', '.join(f'<code>{_e(str(s))}</code>' for s in sources)} · generated "
+        f"skipped) from {', '.join(f'<code>{_e(_shown(s))}</code>' for s in sources)} · generated "
         f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
         "<nav><a href='#leaderboard'>leaderboard</a><a href='#across'>across tables</a><a href='#plots'>plots</a>"
         "<a href='#config'>config diff</a><a href='#runs'>runs</a></nav>",
@@ -277,6 +277,13 @@ def _wandb_link(run_dir: Path, out_dir: Path) -> str:
         return ""
     found = sorted(p for p in wandb_dir.iterdir() if p.is_dir() and p.name.startswith(("offline-run-", "run-")))
     return _link(found[-1], out_dir, found[-1].name) if found else ""
+
+
+def _shown(source: Path) -> str:
+    """A source dir as the header shows it: relative to the working directory when it lies below it (so a
+    report committed beside its runs names no machine path), else absolute."""
+    cwd = Path.cwd().resolve()
+    return str(source.relative_to(cwd)) if source.is_relative_to(cwd) else str(source)
 
 
 def _relative(path: Path, sources: list[Path]) -> str:

@@ -169,3 +169,14 @@ def test_clicking_a_header_sorts_the_table_in_chromium(report, tmp_path):
     assert order == sorted(LOSSES), order
     original = page.split("<table class='leaderboard sortable'>", 1)[1].split("</tbody>", 1)[0]
     assert re.findall(r"<td class=l>([a-z]+)", original) != sorted(LOSSES)  # the click changed the order
+
+
+def test_header_names_sources_below_the_working_directory_relative_and_others_absolute(report, monkeypatch):
+    from reporting.html import _shown
+    page = (report / "report.html").read_text()
+    assert f"from <code>{report.resolve()}</code>" in page  # the fixture's sweep is outside the working directory
+    monkeypatch.chdir(report.parent)
+    assert _shown(report.resolve()) == "sweep"
+    assert _shown(report.resolve() / "0") == str(Path("sweep") / "0")
+    monkeypatch.chdir(report)
+    assert _shown(report.parent.resolve()) == str(report.parent.resolve())
