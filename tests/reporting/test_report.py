@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from common.palette import BASELINE_COLOR, SERIES_COLORS, series_colors
+from reporting.html import _shown
 from reporting.pipeline import compare
 from reporting.plots import smallest_object_box
 
@@ -172,7 +173,6 @@ def test_clicking_a_header_sorts_the_table_in_chromium(report, tmp_path):
 
 
 def test_header_names_sources_below_the_working_directory_relative_and_others_absolute(report, monkeypatch):
-    from reporting.html import _shown
     page = (report / "report.html").read_text()
     assert f"from <code>{report.resolve()}</code>" in page  # the fixture's sweep is outside the working directory
     monkeypatch.chdir(report.parent)
